@@ -68,7 +68,8 @@ def fill(page_html: str, docs_dir: Path, cache: dict[Path, PageHistory]) -> str:
             )
         if facts.authors:
             names = ", ".join(html.escape(name) for name in facts.authors)
-            body = body.replace('<span class="kvm-authors-list"></span>', f'<span class="kvm-authors-list">{names}</span>')
+            empty = '<span class="kvm-authors-list"></span>'
+            body = body.replace(empty, f'<span class="kvm-authors-list">{names}</span>')
         return match.group(1) + body + match.group(4)
 
     return PLACEHOLDER_RE.sub(replace, page_html)

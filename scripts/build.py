@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kvmdocs.build import ENGINES, BuildError, build  # noqa: E402 (needs the path above)
+from kvmdocs.build import ENGINES, BuildError, build
 
 
 def main(argv: list[str] | None = None) -> int:
