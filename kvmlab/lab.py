@@ -299,9 +299,10 @@ PATHS: dict[str, list[KernelPath]] = {
               " -> kvm_arch_vcpu_ioctl_run returns -> ioctl(KVM_RUN) returns 0",
               "run.html#back-to-user-space", X86 + ", " + KVM_MAIN),
     ],
-    "close": [
-        _path("close(vcpu fd)", "kvm_vcpu_release -> kvm_put_kvm", None, KVM_MAIN),
-        _path("close(vm fd)", "kvm_vm_release -> kvm_put_kvm -> kvm_destroy_vm", None, KVM_MAIN),
+    # Shown in step 6 only for the fds that were actually closed.
+    "close_vcpu": [_path("close(vcpu fd)", "kvm_vcpu_release -> kvm_put_kvm", None, KVM_MAIN)],
+    "close_vm": [
+        _path("close(VM fd)", "kvm_vm_release -> kvm_put_kvm -> kvm_destroy_vm", None, KVM_MAIN),
     ],
 }
 
@@ -474,7 +475,7 @@ class Lab:
 
     def run(self) -> Result:
         """Walk the lifecycle; every failure ends as a Result, never as an exception."""
-        held: list[tuple[str, Callable[[], None]]] = []
+        held: list[Callable[[], None]] = []
         try:
             self._walk(held)
         except LabError as err:
@@ -492,7 +493,7 @@ class Lab:
         self.result.exit_code = err.exit_code
         self.result.verdict = str(err)
 
-    def _hold(self, held: list[tuple[str, Callable[[], None]]], what: str,
+    def _hold(self, held: list[Callable[[], None]], what: str,
               closer: Callable[[], None], kind: str = "") -> None:
         """Remember a resource; kind ('vm', 'vcpu') picks the kernel path shown on close."""
         def close_and_note() -> None:
@@ -500,15 +501,15 @@ class Lab:
             self.closed.append(what)
             if kind:
                 self.closed_kinds.append(kind)
-        held.append((what, close_and_note))
+        held.append(close_and_note)
 
-    def _close(self, held: list[tuple[str, Callable[[], None]]]) -> None:
+    def _close(self, held: list[Callable[[], None]]) -> None:
         """Undo everything newest first: unmap before closing the fd the mapping came from."""
         if not held:
             return
         step = self._step(6, "close", "Close and unmap everything")
         while held:
-            _, closer = held.pop()
+            closer = held.pop()
             try:
                 closer()
             except OSError as err:
@@ -516,14 +517,15 @@ class Lab:
         for what in self.closed:
             step.say(what)
         step.facts["closed"] = list(self.closed)
-        step.kernel = [k for k in PATHS["close"] if k.action.split("(")[1].split()[0]
-                       in self.closed_kinds]
+        for kind in ("vcpu", "vm"):
+            if kind in self.closed_kinds:
+                step.kernel += PATHS[f"close_{kind}"]
         if {"vm", "vcpu"} <= set(self.closed_kinds):
             step.say("the vcpu fd holds a reference on the VM, so kvm_destroy_vm runs only "
                      "once both fds are closed")
         step.status = "ok"
 
-    def _walk(self, held: list[tuple[str, Callable[[], None]]]) -> None:
+    def _walk(self, held: list[Callable[[], None]]) -> None:
         kvm = self._open_device(held)
         vm = self._create_vm(kvm, held)
         self._set_memory(vm, held)
@@ -531,7 +533,7 @@ class Lab:
         self._run_guest(vm, vcpu, run_map)
 
     # step 1
-    def _open_device(self, held: list[tuple[str, Callable[[], None]]]) -> int:
+    def _open_device(self, held: list[Callable[[], None]]) -> int:
         step = self._step(1, "dev-kvm", f"Open {self.device} and ask it about itself",
                           "open", "dev_ioctl")
         try:
@@ -592,7 +594,7 @@ class Lab:
         return kvm
 
     # step 2
-    def _create_vm(self, kvm: int, held: list[tuple[str, Callable[[], None]]]) -> int:
+    def _create_vm(self, kvm: int, held: list[Callable[[], None]]) -> int:
         step = self._step(2, "create-vm", "Create a VM", "create_vm")
         vm = ioctl(kvm, "KVM_CREATE_VM", 0)
         self._hold(held, f"close({vm}) VM fd", lambda: os.close(vm), "vm")
@@ -603,7 +605,7 @@ class Lab:
         return vm
 
     # step 3
-    def _set_memory(self, vm: int, held: list[tuple[str, Callable[[], None]]]) -> None:
+    def _set_memory(self, vm: int, held: list[Callable[[], None]]) -> None:
         step = self._step(3, "memory", "Give the VM memory", "memory")
         mm = mmap.mmap(-1, GUEST_MEM_SIZE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
                        mmap.PROT_READ | mmap.PROT_WRITE)
@@ -628,7 +630,7 @@ class Lab:
 
     # step 4
     def _create_vcpu(self, kvm: int, vm: int,
-                     held: list[tuple[str, Callable[[], None]]]) -> tuple[int, Mapping]:
+                     held: list[Callable[[], None]]) -> tuple[int, Mapping]:
         step = self._step(4, "create-vcpu", "Create vcpu 0 and map its kvm_run page",
                           "create_vcpu")
         vcpu = ioctl(vm, "KVM_CREATE_VCPU", 0)
