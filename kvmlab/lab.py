@@ -295,7 +295,7 @@ PATHS: dict[str, list[KernelPath]] = {
         _path("each exit", "vcpu_enter_guest -> vmx_handle_exit -> kvm_vmx_exit_handlers[reason]",
               "run.html#exit-handlers", X86 + ", " + VMX),
         _path("back to user space",
-              "handler returns 0 -> vcpu_enter_guest returns 0 -> __vcpu_run leaves its loop"
+              "the exit handler returns 0 -> vcpu_enter_guest returns 0 -> __vcpu_run stops looping"
               " -> kvm_arch_vcpu_ioctl_run returns -> ioctl(KVM_RUN) returns 0",
               "run.html#back-to-user-space", X86 + ", " + KVM_MAIN),
     ],
@@ -560,7 +560,8 @@ class Lab:
                      "the site traces")
         elif vendor:
             step.say(f"vendor module: {', '.join(vendor)}; the site traces v3.8's kvm_intel "
-                     "(VMX), so below the generic layer this host runs other handlers")
+                     "(VMX),")
+            step.say("  so below the generic layer this host runs other handlers")
         try:
             version = ioctl(kvm, "KVM_GET_API_VERSION")
         except IoctlError as err:
@@ -581,8 +582,8 @@ class Lab:
         mmap_size = ioctl(kvm, "KVM_GET_VCPU_MMAP_SIZE")
         step.facts["vcpu_mmap_size"] = mmap_size
         pages = mmap_size // mmap.PAGESIZE
-        step.say(f"KVM_GET_VCPU_MMAP_SIZE = {mmap_size} ({pages} pages; v3.8 on x86 answers 3: "
-                 "kvm_run, the PIO data page, the coalesced MMIO ring)")
+        step.say(f"KVM_GET_VCPU_MMAP_SIZE = {mmap_size} ({pages} pages; v3.8 on x86 says 3:")
+        step.say("  kvm_run, the PIO data page, the coalesced MMIO ring)")
         caps: dict[str, int] = {}
         for name, number in uapi.CAPABILITIES.items():
             caps[name] = ioctl(kvm, "KVM_CHECK_EXTENSION", number)
@@ -770,8 +771,7 @@ def describe_exit(run: uapi.KvmRun, mm: mmap.mmap | bytes) -> dict[str, Any]:
         record["text"] = (f"{name} {direction} port={io.port:#x} size={io.size} count={io.count} "
                           f"data_offset={io.data_offset:#x} data={data!r}")
     elif reason == uapi.KVM_EXIT_HLT:
-        record["text"] = (f"{name}: the guest executed hlt; with no in-kernel irqchip "
-                          "the halt is handed to user space")
+        record["text"] = f"{name}: hlt, and with no in-kernel irqchip user space gets the halt"
     elif reason == uapi.KVM_EXIT_INTERNAL_ERROR:
         internal = run.u.internal
         ndata = min(internal.ndata, 16)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .lab import Result, Step, site_link
 
+WIDTH = 100
 STATUS_MARK = {"ok": "ok", "failed": "FAILED", "host-refused": "host refused", "pending": "not run"}
 
 
@@ -43,15 +44,30 @@ def _step_text(step: Step, site_base: str, error_below: str | None = None) -> li
     if step.error and step.error != error_below:
         lines.append(f"    error: {step.error}")
     for path in step.kernel:
-        lines.append(f"    kernel: {path.action}: {' -> '.join(path.functions)}")
-        lines.append(f"            ({path.source})"
-                     + (f"  see {site_link(site_base, path.section)}" if path.section else ""))
+        lines.extend(_wrap_chain(f"    kernel: {path.action}: ", path.functions))
+        lines.append(f"            in {path.source}")
+        if path.section:
+            lines.append(f"            see {site_link(site_base, path.section)}")
     seen: set[str] = set()
     for record in step.exits:
         handler = " -> ".join(record.get("handler", []))
         if handler and handler not in seen:
             seen.add(handler)
-            lines.append(f"    exit path for {record['name']}: {handler}")
+            lines.extend(_wrap_chain(f"    exit path for {record['name']}: ", record["handler"]))
     if step.exits:
         lines.append(f"            see {site_link(site_base, 'run.html#exit-handlers')}")
+    return lines
+
+
+def _wrap_chain(head: str, chain: list[str], width: int = WIDTH) -> list[str]:
+    """Break a call chain after an arrow so a transcript fits a terminal (and a web page)."""
+    lines: list[str] = []
+    current = head + chain[0]
+    for name in chain[1:]:
+        if len(current) + 4 + len(name) > width:
+            lines.append(current + " ->")
+            current = " " * 12 + name
+        else:
+            current += " -> " + name
+    lines.append(current)
     return lines

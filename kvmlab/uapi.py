@@ -281,7 +281,7 @@ CAPABILITY_MEANING: dict[str, str] = {
     "KVM_CAP_NR_VCPUS": "recommended maximum number of vcpus",
     "KVM_CAP_MAX_VCPUS": "hard maximum number of vcpus",
     "KVM_CAP_NR_MEMSLOTS": "number of memory slots",
-    "KVM_CAP_COALESCED_MMIO": "page offset of the coalesced MMIO ring in the vcpu mapping",
+    "KVM_CAP_COALESCED_MMIO": "page offset of the coalesced MMIO ring",
 }
 
 # --- exit reasons ----------------------------------------------------------
