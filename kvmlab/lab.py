@@ -286,6 +286,8 @@ PATHS: dict[str, list[KernelPath]] = {
               "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
         _path("KVM_SET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_set_regs",
               "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
+        _path("KVM_GET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_get_regs",
+              "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
     ],
     "run": [
         _path("KVM_RUN",
@@ -309,7 +311,7 @@ PATHS: dict[str, list[KernelPath]] = {
 # Which handler produced each exit reason on the v3.8 VMX path, as a call chain.
 EXIT_HANDLERS: dict[int, list[str]] = {
     uapi.KVM_EXIT_IO: ["vmx_handle_exit", "handle_io", "kvm_fast_pio_out",
-                       "emulator_pio_out_emulated"],
+                       "emulator_pio_out_emulated", "emulator_pio_in_out"],
     uapi.KVM_EXIT_HLT: ["vmx_handle_exit", "handle_halt", "kvm_emulate_halt"],
     uapi.KVM_EXIT_SHUTDOWN: ["vmx_handle_exit", "handle_triple_fault"],
     uapi.KVM_EXIT_FAIL_ENTRY: ["vmx_handle_exit (entry failed: exit reason bit 31 or vmx->fail)"],
