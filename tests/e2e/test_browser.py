@@ -172,7 +172,9 @@ def test_copy_button_on_code(site_dir: Path, http_root: str, tab: Tab) -> None:
     ]
     assert with_code, "no page has a code block"
     tab.page.goto(http_root + with_code[0].relative_to(site_dir).as_posix())
-    tab.page.wait_for_selector("button.md-clipboard", state="attached", timeout=10_000)
+    tab.page.wait_for_selector(
+        "button.md-code__button[data-md-type=copy], button.md-clipboard", state="attached", timeout=10_000
+    )
 
 
 @pytest.mark.parametrize("lang", LANGUAGES, ids=lambda lang: lang.code)
