@@ -3,10 +3,15 @@
 Each rule has an ID that CONTRIBUTING.md anchors (``#head-id-1``) and every
 finding carries ``path:line``. Rules read Markdown source; the tests add the
 checks that only the built HTML can answer.
+
+Errors: HEAD-ID-1, SRC-1, HTML-1, TERM-1, TERM-2, PARITY-1, PARITY-2, GAP-1,
+ALLOW-1, SEED-1. Warnings (listed, never failing): PARITY-3, ZH-SPACE-1.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -46,6 +51,21 @@ RAW_HTML_RES = (
 )
 HAN = "\u3400-\u4dbf\u4e00-\u9fff"
 HAN_LATIN_RE = re.compile(rf"[{HAN}][A-Za-z0-9_]|[A-Za-z0-9_][{HAN}]")
+# The translation-gap marker: an admonition carrying this class, above the
+# first h2 (``!!! warning translation-pending "尚未翻译"``). Python-Markdown
+# takes every word after ``!!!`` as a class, so the box is styled as the first
+# one and the lint finds the page by the second, in any language.
+GAP_CLASS = "translation-pending"
+GAP_MARKER_RE = re.compile(rf"^!!!\s+(?:[\w-]+\s+)*{GAP_CLASS}(?:\s|$)")
+# Intended zh/en differences that PARITY-3 should not report: "page kind # reason".
+ALLOW_FILE = ROOT / "docs" / "parity-allow.txt"
+ALLOW_KINDS = ("links", "code")
+GUIDE = "CONTRIBUTING.md"
+# For ZH-SPACE-1: Han touching a Latin word or an inline-code span; the attr
+# lists ({ #id }) and link targets (](vm.md#x)) around them are not prose.
+ZH_LATIN_RE = re.compile(rf"(?<=[{HAN}])[A-Za-z0-9_`][A-Za-z0-9_…`]*|[A-Za-z0-9_`][A-Za-z0-9_…`]*(?=[{HAN}])")
+ATTR_LIST_RE = re.compile(r"\{[^{}]*\}")
+LINK_HREF_RE = re.compile(r"\]\([^()\s]*(?:\([^()\s]*\)[^()\s]*)*(?:\s+\"[^\"]*\")?\)")
 
 
 @dataclass(frozen=True, order=True)
@@ -61,6 +81,11 @@ class Finding:
     def __str__(self) -> str:
         kind = "warning" if self.warning else "error"
         return f"{self.path}:{self.line}: {self.rule} {kind}: {self.message}"
+
+    @property
+    def guide(self) -> str:
+        """Where the contributor guide explains this rule (``CONTRIBUTING.md#head-id-1``)."""
+        return f"{GUIDE}#{self.rule.lower()}"
 
 
 @dataclass(frozen=True)
@@ -241,15 +266,56 @@ def check_mnemonics(path: Path, text: str, lang: Language, known: set[str]) -> l
     return findings
 
 
-def check_parity(zh: Language, en: Language, allow: set[tuple[str, str]] | None = None) -> list[Finding]:
-    """PARITY-1/2 (errors) and PARITY-3 (warning): the languages have the same pages, ids, links, code."""
-    allow = allow or set()
+def check_zh_spacing(path: Path, text: str, known: set[str]) -> list[Finding]:
+    """ZH-SPACE-1 (warning): in Chinese prose, a space separates Han characters from Latin words and code.
+
+    One finding per line, so a dense paragraph is one hint, not twenty. Known
+    terms are left to TERM-2, which is an error because their tooltip breaks.
+    """
     findings = []
+    for line in scan(text):
+        if line.in_code or ABBR_DEF_RE.match(line.text):
+            continue
+        words = INLINE_CODE_RE.sub("`…`", line.text)
+        words = LINK_HREF_RE.sub("]", ATTR_LIST_RE.sub("", words))
+        for match in ZH_LATIN_RE.finditer(words):
+            if match.group(0).strip("`") in known:
+                continue
+            snippet = words[max(0, match.start() - 2) : match.end() + 2]
+            msg = f"put a space between Chinese and Latin text in {snippet!r}"
+            findings.append(Finding(rel(path), line.number, "ZH-SPACE-1", msg, warning=True))
+            break
+    return findings
+
+
+def gap_marker(text: str) -> int | None:
+    """Line of the translation-gap marker when it stands above the first section, else None."""
+    first_section = min((h.line for h in headings(text) if h.level > 1), default=sys.maxsize)
+    for line in scan(text):
+        if line.number > first_section:
+            break
+        if not line.in_code and GAP_MARKER_RE.match(line.text):
+            return line.number
+    return None
+
+
+def check_gap_marker(path: Path, text: str) -> list[Finding]:
+    """GAP-1: the translation-pending marker sits at the top, where readers and PARITY-3 look for it."""
+    top = gap_marker(text)
+    return [
+        Finding(rel(path), line.number, "GAP-1", f"the {GAP_CLASS} marker must come before the first ## section")
+        for line in scan(text)
+        if not line.in_code and GAP_MARKER_RE.match(line.text) and line.number != top
+    ]
+
+
+def _parity(zh: Language, en: Language) -> Iterator[tuple[tuple[str, str] | None, Finding]]:
+    """Every parity finding, keyed by (page, kind) when an allow-list entry may silence it."""
     left, right = pages(zh), pages(en)
     for name in sorted(left.keys() ^ right.keys()):
         have, lack = (zh, en) if name in left else (en, zh)
         where = rel(have.docs / name)
-        findings.append(Finding(where, 1, "PARITY-1", f"page exists in {have.code} but not in {lack.code}"))
+        yield None, Finding(where, 1, "PARITY-1", f"page exists in {have.code} but not in {lack.code}")
     for name in sorted(left.keys() & right.keys()):
         texts = {lang.code: pages(lang)[name].read_text(encoding="utf-8") for lang in (zh, en)}
         ids = {code: {h.id: h.line for h in headings(t) if h.id} for code, t in texts.items()}
@@ -258,21 +324,62 @@ def check_parity(zh: Language, en: Language, allow: set[tuple[str, str]] | None 
             for heading_id, line in sorted(ids[code].items(), key=lambda item: item[1]):
                 if heading_id not in ids[other]:
                     msg = f"heading id #{heading_id} is missing from the {other} page"
-                    findings.append(Finding(rel(path), line, "PARITY-2", msg))
-        if (name, "links") not in allow:
-            targets = {code: sorted(h for _, _, h in links(t)) for code, t in texts.items()}
-            if targets["zh"] != targets["en"]:
-                only_zh = sorted(set(targets["zh"]) - set(targets["en"]))
-                only_en = sorted(set(targets["en"]) - set(targets["zh"]))
-                detail = f"only zh: {only_zh[:3]}, only en: {only_en[:3]}" if only_zh or only_en else "counts differ"
-                msg = f"links differ between zh and en ({detail})"
-                findings.append(Finding(rel(zh.docs / name), 1, "PARITY-3", msg, warning=True))
-        if (name, "code") not in allow:
-            blocks = {code: [info for _, info in code_blocks(t)] for code, t in texts.items()}
-            if blocks["zh"] != blocks["en"]:
-                msg = f"code blocks differ between zh and en ({len(blocks['zh'])} vs {len(blocks['en'])})"
-                findings.append(Finding(rel(zh.docs / name), 1, "PARITY-3", msg, warning=True))
-    return findings
+                    yield None, Finding(rel(path), line, "PARITY-2", msg)
+        if any(gap_marker(t) is not None for t in texts.values()):
+            continue  # a marked translation gap: the ids must match, the body may not yet
+        targets = {code: sorted(h for _, _, h in links(t)) for code, t in texts.items()}
+        if targets["zh"] != targets["en"]:
+            only_zh = sorted(set(targets["zh"]) - set(targets["en"]))
+            only_en = sorted(set(targets["en"]) - set(targets["zh"]))
+            detail = f"only zh: {only_zh[:3]}, only en: {only_en[:3]}" if only_zh or only_en else "counts differ"
+            msg = f"links differ between zh and en ({detail})"
+            yield (name, "links"), Finding(rel(zh.docs / name), 1, "PARITY-3", msg, warning=True)
+        blocks = {code: [info for _, info in code_blocks(t)] for code, t in texts.items()}
+        if blocks["zh"] != blocks["en"]:
+            msg = f"code blocks differ between zh and en ({len(blocks['zh'])} vs {len(blocks['en'])})"
+            yield (name, "code"), Finding(rel(zh.docs / name), 1, "PARITY-3", msg, warning=True)
+
+
+def check_parity(zh: Language, en: Language, allow: set[tuple[str, str]] | None = None) -> list[Finding]:
+    """PARITY-1/2 (errors) and PARITY-3 (warning): the languages have the same pages, ids, links, code.
+
+    PARITY-3 skips a page marked as a translation gap and any (page, kind) in ``allow``.
+    """
+    allow = allow or set()
+    return [finding for key, finding in _parity(zh, en) if key not in allow]
+
+
+def check_allow_list(path: Path, zh: Language, en: Language) -> tuple[set[tuple[str, str]], list[Finding]]:
+    """ALLOW-1: each allow-list line is ``page kind # reason``, names a page, and still silences something.
+
+    A stale entry is an error so the list only shrinks (CPython's .nitignore ratchet).
+    Returns the valid entries and the findings.
+    """
+    if not path.is_file():
+        return set(), []
+    both = pages(zh).keys() | pages(en).keys()
+    differing = {key for key, _ in _parity(zh, en) if key is not None}
+    allow: set[tuple[str, str]] = set()
+    findings = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        entry, _, reason = raw.partition("#")
+        fields = entry.split()
+        if not fields:
+            continue
+        problem = None
+        if len(fields) != 2 or fields[1] not in ALLOW_KINDS:
+            problem = f"expected 'page.md {'|'.join(ALLOW_KINDS)} # reason', got {raw.strip()!r}"
+        elif not reason.strip():
+            problem = f"{fields[0]} {fields[1]}: say why after '#'"
+        elif fields[0] not in both:
+            problem = f"no page {fields[0]} in docs/zh or docs/en"
+        elif (fields[0], fields[1]) not in differing:
+            problem = f"{fields[0]} {fields[1]} no longer differ: remove this line"
+        if problem:
+            findings.append(Finding(rel(path), number, "ALLOW-1", problem))
+        else:
+            allow.add((fields[0], fields[1]))
+    return allow, findings
 
 
 def check_seed_overlap(docs: Path) -> list[Finding]:
@@ -286,8 +393,6 @@ def check_seed_overlap(docs: Path) -> list[Finding]:
         return []
     if result.returncode != 1:
         return [Finding(rel(docs), 1, "SEED-1", f"seed checker failed: {result.stderr.strip()[:200]}")]
-    import json
-
     findings = []
     for hit in json.loads(result.stdout).get("hits", []):
         path = Path(hit["path"])
@@ -304,18 +409,37 @@ def check_page(path: Path, lang: Language, tags: dict[str, str], known: set[str]
         *check_source_links(path, text, tags),
         *check_raw_html(path, text),
         *check_mnemonics(path, text, lang, known),
+        *check_gap_marker(path, text),
+        *(check_zh_spacing(path, text, known) if lang.code == "zh" else []),
     ]
 
 
-def check_all(seed: bool = True, allow: set[tuple[str, str]] | None = None) -> list[Finding]:
-    """Every rule on every page of every language."""
+def languages(docs: Path | None = None) -> tuple[Language, ...]:
+    """The site's languages, or the same languages reading Markdown from ``docs/<code>`` (fixtures)."""
+    if docs is None:
+        return LANGUAGES
+    return tuple(dataclasses.replace(lang, docs=docs / lang.code) for lang in LANGUAGES)
+
+
+def check_all(seed: bool = True, allow: set[tuple[str, str]] | None = None, docs: Path | None = None) -> list[Finding]:
+    """Every rule on every page of every language.
+
+    ``allow`` None reads the allow list (``docs/parity-allow.txt``) and checks it
+    (ALLOW-1); ``docs`` points the rules at another tree with ``zh/`` and ``en/``
+    (the configuration, tags and glossary stay the site's own).
+    """
+    root = docs if docs is not None else ROOT / "docs"
+    zh, en = langs = languages(docs)
     findings: list[Finding] = []
-    for lang in LANGUAGES:
+    for lang in langs:
         config = settings(lang)
         known = set(defined_terms(lang)) | set(config.instructions)
         for path in pages(lang).values():
             findings.extend(check_page(path, lang, config.tags, known))
-    findings.extend(check_parity(LANGUAGES[0], LANGUAGES[1], allow))
+    if allow is None:
+        allow, allow_findings = check_allow_list(root / ALLOW_FILE.name, zh, en)
+        findings.extend(allow_findings)
+    findings.extend(check_parity(zh, en, allow))
     if seed:
-        findings.extend(check_seed_overlap(ROOT / "docs"))
+        findings.extend(check_seed_overlap(root))
     return sorted(findings)
