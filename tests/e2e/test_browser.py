@@ -33,7 +33,15 @@ class Tab:
         self.requests: list[str] = []
         page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url} {r.failure}"))
+        # ERR_ABORTED is the browser cancelling a request when the test navigates on.
+        page.on(
+            "requestfailed",
+            lambda r: (
+                self.errors.append(f"requestfailed: {r.url} {r.failure}")
+                if "ERR_ABORTED" not in (r.failure or "")
+                else None
+            ),
+        )
         page.on("request", lambda r: self.requests.append(r.url))
 
     def real_errors(self) -> list[str]:
