@@ -52,7 +52,7 @@ lint: deps-python  ## content lint and Python lint
 test: deps pdf  ## everything CI checks (build once, books, links, lint, pytest)
 	$(PY) scripts/check_links.py site --docs docs
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest --prebuilt-site site
+	$(PY) -m pytest tests --prebuilt-site site
 
 lab: deps-python  ## walk the traced path against this machine's /dev/kvm
 	$(PY) -m kvmlab
