@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print the built site as one PDF book per language, offline.
 
-Usage: python scripts/export_pdf.py SITE_DIR [--lang zh|en] [--out DIR]
+Usage: python scripts/export_pdf.py SITE_DIR [--lang zh|en] [--out DIR] [--tagged]
 
 Reads the pages `make build` wrote to SITE_DIR and prints each language's
 navigation, in order, through Debian's headless Chromium into
@@ -43,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         "--lang", choices=[lang.code for lang in LANGUAGES], action="append", help="only this language (repeatable)"
     )
     parser.add_argument("--out", metavar="DIR", type=Path, help="where the books go (default SITE_DIR/pdf)")
+    parser.add_argument(
+        "--tagged", action="store_true", help="tagged PDF for screen readers (about 2.5x larger and slower)"
+    )
     args = parser.parse_args(argv)
     try:
-        reports = export_books(args.site_dir, args.lang, args.out)
+        reports = export_books(args.site_dir, args.lang, args.out, tagged=args.tagged)
     except PdfInputError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
