@@ -39,6 +39,8 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 
 ZH_ANCHOR = "概述"
+# hosts of the external links in the tree: benchmarks tell crawlers to skip them (offline)
+EXTERNAL_HOSTS: tuple[str, ...] = ("example.org", "elixir.bootlin.com", "squidfunk.github.io")
 
 
 @dataclass(frozen=True)

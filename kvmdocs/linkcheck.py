@@ -56,8 +56,7 @@ from selectolax.lexbor import LexborCSSSelector, LexborHTMLParser
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 MAX_PAGE_BYTES = 64 * 1024 * 1024  # a page larger than this is reported, not parsed
-NOT_FOLLOWED = frozenset({"mailto", "tel", "data", "javascript", "about", "blob", "sms", "callto"})
-EXTERNAL_SCHEMES = frozenset({"http", "https"})
+EXTERNAL_SCHEMES = frozenset({"http", "https"})  # any other scheme (mailto:, tel:, data:, ...) is not followed
 # <link rel> values that name an origin or a hint, not a resource a browser must load
 HINT_RELS = frozenset({"preconnect", "dns-prefetch"})
 

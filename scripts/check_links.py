@@ -33,6 +33,7 @@ Reason codes are listed in kvmdocs/linkcheck.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -94,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("check_links.py: interrupted", file=sys.stderr)
         return 130
-    print(format_json(report) if args.format == "json" else format_text(report))
+    try:
+        print(format_json(report) if args.format == "json" else format_text(report), flush=True)
+    except BrokenPipeError:  # `check_links.py site | head`: the reader left, the verdict stands
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for msg in report.io_errors:
         print(f"check_links.py: error: {msg}", file=sys.stderr)
     return report.exit_code
