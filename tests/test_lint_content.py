@@ -308,3 +308,43 @@ def test_cli_usage_errors_exit_2_in_one_line(args: list[str], message: str) -> N
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_markdown_lint_passes_on_the_pages() -> None:
+    """The Markdown lint pre-commit runs, with the site's settings (.pymarkdown.yml)."""
+    pymarkdown = Path(sys.executable).parent / "pymarkdown"
+    if not pymarkdown.exists():
+        pytest.fail("pymarkdown is missing: pip install pymarkdownlnt (see requirements)")
+    command = [str(pymarkdown), "--strict-config", "--config", ".pymarkdown.yml", "scan", "-r", "docs"]
+    command += ["CONTRIBUTING.md"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def rule_ids_in_rules_module() -> set[str]:
+    """Every rule ID that kvmdocs/rules.py can put in a finding."""
+    source = (ROOT / "kvmdocs" / "rules.py").read_text(encoding="utf-8")
+    return set(re.findall(r'"([A-Z]+(?:-[A-Z]+)*-\d+)"', source))
+
+
+def test_every_rule_is_explained_under_its_anchor() -> None:
+    """CONTRIBUTING.md (GitHub slugs ### HEAD-ID-1 to #head-id-1) and both site pages explain every rule."""
+    ids = rule_ids_in_rules_module()
+    assert ids >= {"HEAD-ID-1", "SRC-1", "HTML-1", "TERM-1", "TERM-2", "PARITY-1", "PARITY-3", "GAP-1", "SEED-1"}
+    guide = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert set(re.findall(r"^### ([A-Z][A-Z0-9-]+)$", guide, re.M)) == ids
+    for lang in LANGUAGES:
+        page = (lang.docs / "contributing.md").read_text(encoding="utf-8")
+        found = re.findall(r"^### ([A-Z][A-Z0-9-]+) \{ #([a-z0-9-]+) \}$", page, re.M)
+        assert {rule for rule, _ in found} == ids and all(anchor == rule.lower() for rule, anchor in found)
+    assert {f"CONTRIBUTING.md#{rule.lower()}" for rule in ids} == {
+        rules.Finding("x", 1, rule, "m").guide for rule in ids
+    }
+
+
+def test_contributing_md_follows_the_site_page() -> None:
+    """The repository guide and the English site page have the same sections, in the same order."""
+    guide = rules.headings((ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8"))
+    page = rules.headings((EN.docs / "contributing.md").read_text(encoding="utf-8"))
+    assert [(h.level, h.title) for h in guide] == [(h.level, h.title) for h in page]
+    assert all(h.id is None for h in guide), "GitHub shows { #id } literally: CONTRIBUTING.md uses its own slugs"
