@@ -136,3 +136,16 @@ def test_issue_chooser_and_pull_request_template() -> None:
     template = (GITHUB / "PULL_REQUEST_TEMPLATE.md").read_text(encoding="utf-8")
     for item in ("translation-pending", "src:", "make test", "errata.md"):
         assert item in template
+
+
+def test_pre_commit_hooks_are_local_and_run_the_project_tools() -> None:
+    """No hook repository to fetch: each hook runs a tool from .venv, the one CI uses."""
+    config = load(ROOT / ".pre-commit-config.yaml")
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    hooks = {hook["id"]: hook for hook in config["repos"][0]["hooks"]}
+    assert set(hooks) == {"content-lint", "markdown-lint", "ruff-check"}
+    assert hooks["content-lint"]["entry"] == ".venv/bin/python scripts/lint_content.py"
+    assert hooks["markdown-lint"]["entry"].endswith("--config .pymarkdown.yml scan")
+    for hook in hooks.values():
+        assert hook["language"] == "system" and hook["entry"].startswith(".venv/bin/")
+    assert (ROOT / "scripts" / "lint_content.py").is_file() and (ROOT / ".pymarkdown.yml").is_file()
