@@ -135,7 +135,10 @@ def search(tab: Tab, root: str, page: str, query: str) -> list[str]:
     tab.page.goto(root + page)
     box = tab.page.locator("input[data-md-component=search-query]")
     box.click()
+    # Material reads the box on keyup. Chinese arrives through an IME without
+    # per-character key events, so set the text, then send one key (End).
     box.fill(query)
+    box.press("End")
     # The worker answers asynchronously; an empty answer is a result too.
     for _ in range(40):
         hits = tab.page.eval_on_selector_all(".md-search-result__item a", "els => els.map(a => a.getAttribute('href'))")
