@@ -67,6 +67,7 @@ MERMAID_ERROR = "Syntax error in text"
 MAX_PRINTS = 3  # a contents page number that moves the layout gets one more pass
 # The book's text is 12px where the site's is 16px; diagrams shrink alike.
 DIAGRAM_SCALE = 0.75
+PAPER_WIDTH_MM = 210  # A4
 PAPER = {"format": "A4", "margin": {"top": "16mm", "bottom": "18mm", "left": "15mm", "right": "15mm"}}
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -252,6 +253,7 @@ def prepare_page(article: HtmlElement, source: str, href: str, lang_code: str, s
     _show_source_locations(body, src_tag)
     _print_annotations(body, strings)
     _mark_diagrams(body, slug)
+    _break_points_in_tables(body)
     body.set("class", "kvm-page md-typeset")
     body.set("data-slug", slug)
     return BookPage(slug=slug, href=href, title=title, sections=sections, body=body, ids=ids)
@@ -372,6 +374,41 @@ def _bubble_markers(el: HtmlElement, count: int) -> bool:
                 child.tail = parts[0]  # type: ignore[assignment]
                 place(parts, el, child)
     return found
+
+
+WBR_AFTER_RE = re.compile(r"(?<=[_/(,])(?=\w)")
+
+
+def _break_points_in_tables(body: HtmlElement) -> None:
+    """Let long identifiers in table cells wrap after "_", "/", "(" or "," (a <wbr>, not a character).
+
+    The site scrolls a wide table; paper cannot, and Chromium would shrink
+    every page of the book to fit the widest one.
+    """
+
+    def pieces(text: str) -> list[str]:
+        return WBR_AFTER_RE.split(text)
+
+    for cell in body.xpath(".//td | .//th"):
+        for el in [cell, *cell.iterdescendants()]:
+            if el.tag in ("pre", "svg") or not isinstance(el.tag, str):
+                continue
+            if el.text and WBR_AFTER_RE.search(el.text):
+                first, *rest = pieces(el.text)
+                el.text = first
+                for position, piece in enumerate(rest):
+                    wbr = lxml.html.Element("wbr")
+                    wbr.tail = piece
+                    el.insert(position, wbr)
+            if el is not cell and el.tail and WBR_AFTER_RE.search(el.tail):
+                first, *rest = pieces(el.tail)
+                el.tail = first
+                anchor = el
+                for piece in rest:
+                    wbr = lxml.html.Element("wbr")
+                    wbr.tail = piece
+                    anchor.addnext(wbr)
+                    anchor = wbr
 
 
 def _mark_diagrams(body: HtmlElement, slug: str) -> None:
@@ -617,6 +654,22 @@ async ({themeCSS, fontFamily, errorText, scale}) => {
 }
 """
 
+TOO_WIDE = """
+(width) => {
+  if (document.documentElement.scrollWidth <= width + 1) return [];
+  const wide = (el) => el.getBoundingClientRect().right > width + 1;
+  const found = [];
+  for (const el of document.querySelectorAll(".kvm-book *")) {
+    if (wide(el) && !(el.parentElement && wide(el.parentElement))) {
+      const page = el.closest("[data-slug]");
+      const text = (el.textContent || "").trim().replace(/\\s+/g, " ").slice(0, 40);
+      found.push(`${page ? page.dataset.slug : "front matter"}: <${el.tagName.toLowerCase()}> ${text}`);
+    }
+  }
+  return found;
+}
+"""
+
 FILL_CONTENTS = """
 (numbers) => {
   for (const el of document.querySelectorAll(".kvm-toc-num")) el.textContent = numbers[el.dataset.target] ?? "";
@@ -768,6 +821,10 @@ def print_book(
     try:
         context.route("**/*", serve)
         page = context.new_page()
+        # Lay the page out at the width Chromium prints at, to see what would not fit.
+        margins = sum(float(PAPER["margin"][side].removesuffix("mm")) for side in ("left", "right"))
+        text_width = int((PAPER_WIDTH_MM - margins) / 25.4 * 96)
+        page.set_viewport_size({"width": text_width, "height": 1200})
         page.emulate_media(media="print")
         page.goto(url, wait_until="load")
         if missing:
@@ -783,6 +840,12 @@ def print_book(
         )
         if result["errors"]:
             raise PdfError(f"Mermaid failed in the {lang.code} book: {'; '.join(result['errors'])}")
+        too_wide = page.evaluate(TOO_WIDE, text_width)
+        if too_wide:
+            warnings.append(
+                f"{len(too_wide)} elements are wider than the paper, so Chromium shrinks every page: "
+                + "; ".join(too_wide[:5])
+            )
         config = load(lang.config)
         options = {
             **PAPER,

@@ -387,6 +387,7 @@ See <a href="#later">below</a>, <a href="other.html">other</a>, <a href="other.h
 <div class="language-c highlight"><pre><span></span><code>x = 1; <span class="cm">/* (1)! */</span>
 y = 2; <span class="c1">// see (2)</span></code></pre></div>
 <ol><li>one</li><li>two</li></ol>
+<table><tr><td>KVM_CREATE_VM on <code>kvm_vm_ioctl(vcpu)</code></td></tr></table>
 <aside class="md-source-file">updated</aside>
 </article>
 """
@@ -436,6 +437,13 @@ def test_chrome_removed_and_hidden_content_shown() -> None:
     assert "kvm-annotations" in ol.get("class", "")
     assert body.xpath(".//span[@class='kvm-anno-marker']/text()") == ["1", "2"]
     assert body.xpath(".//span[@class='cm']")[0].text_content() == "1", "(1)! drops the comment around it"
+
+
+def test_table_cells_get_break_points_not_characters() -> None:
+    """Identifiers in a cell may wrap after "_" (a <wbr>), so no table is wider than the paper."""
+    cell = rewritten()[0].body.xpath(".//td")[0]
+    assert cell.text_content() == "KVM_CREATE_VM on kvm_vm_ioctl(vcpu)", "the text itself must not change"
+    assert len(cell.xpath(".//wbr")) == 5
 
 
 def test_mermaid_gets_the_diagram_text_not_html() -> None:
