@@ -62,6 +62,7 @@ bench: deps  ## benchmarks (not tests): build and link-check timings
 	$(PY) scripts/bench_links.py
 
 build-compat: deps-python deps-node  ## build with ProperDocs and Zensical and report differences
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-compat.txt
 	$(PY) scripts/build_compat.py
 
 clean:  ## remove build output (keeps .venv and node_modules)
