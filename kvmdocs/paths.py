@@ -5,7 +5,7 @@ Every script and test takes paths from here, so a moved folder is one edit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,10 @@ class Language:
     site: Path
     prefix: str  # URL prefix of this language inside site/ ("" or "en/")
 
+    def at(self, site: Path) -> Language:
+        """The same language, built into another site directory (a test's, a temp dir)."""
+        return replace(self, site=site / self.prefix if self.prefix else site)
+
 
 LANGUAGES: tuple[Language, ...] = (
     Language("zh", ROOT / "mkdocs.yml", DOCS / "zh", SITE, ""),
@@ -44,8 +48,10 @@ def language(code: str) -> Language:
 
 
 def built_pages(lang: Language) -> list[Path]:
-    """HTML pages of one language in site/, not those of a language nested inside it."""
-    nested = [other.site for other in LANGUAGES if other.site != lang.site and other.site.is_relative_to(lang.site)]
+    """HTML pages of one language in its site dir, not those of a language nested inside it."""
+    root = lang.site.parent if lang.prefix else lang.site
+    others = [other.at(root).site for other in LANGUAGES if other.code != lang.code]
+    nested = [site for site in others if site != lang.site and site.is_relative_to(lang.site)]
     return sorted(
         page
         for page in lang.site.rglob("*.html")

@@ -34,10 +34,7 @@ def parse(path: Path) -> HTMLParser:
 
 def content_pages(site: Path, lang=ZH) -> list[Path]:
     """Built pages of a language that come from docs/ (not 404 or assets)."""
-    root = site if lang is ZH else site / "en"
-    return [
-        p for p in built_pages(type(lang)(lang.code, lang.config, lang.docs, root, lang.prefix)) if p.name != "404.html"
-    ]
+    return [p for p in built_pages(lang.at(site)) if p.name != "404.html"]
 
 
 def article(page: Path) -> Node:

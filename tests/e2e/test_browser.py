@@ -59,7 +59,7 @@ def tab(browser) -> Iterator[Tab]:
 def pages_with_diagrams(site: Path) -> list[str]:
     found = []
     for lang in LANGUAGES:
-        for page in built_pages(lang):
+        for page in built_pages(lang.at(site)):
             if 'class="mermaid"' in page.read_text(encoding="utf-8"):
                 found.append(page.relative_to(site).as_posix())
     return found
@@ -177,7 +177,7 @@ def test_language_switcher_keeps_the_page(http_root: str, tab: Tab) -> None:
 def test_copy_button_on_code(site_dir: Path, http_root: str, tab: Tab) -> None:
     with_code = [
         p
-        for p in built_pages(LANGUAGES[0])
+        for p in built_pages(LANGUAGES[0].at(site_dir))
         if "<pre><span></span><code" in p.read_text(encoding="utf-8")
         or 'class="highlight"' in p.read_text(encoding="utf-8")
     ]
