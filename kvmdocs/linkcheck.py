@@ -25,8 +25,9 @@ Reason codes (``Broken.reason``):
 * ``missing-index``: a directory URL whose directory has no ``index.html``;
 * ``missing-anchor``: the target page has no element with that ``id`` and
   no ``a`` with that ``name``;
-* ``escapes-site``: the URL leaves SITE_DIR (``..`` above the root, or a
-  root-relative URL outside ``--base-path``);
+* ``escapes-site``: a relative URL climbs above SITE_DIR with ``..``, or a
+  root-relative URL lies outside ``--base-path`` (root-relative URLs are
+  resolved as a browser does over HTTP: ``/../`` is ``/``);
 * ``bad-encoding``: the URL's percent-encoding is not UTF-8;
 * ``bad-url``: an http(s) URL that cannot be parsed;
 * external (``--external`` only): ``http-NNN``, ``timeout``,
@@ -299,24 +300,33 @@ def _resolve_path_uncached(base_dir: str, path: str) -> tuple[str | None, str | 
         decoded = unquote(path.replace("\\", "/"), errors="strict")
     except UnicodeDecodeError:
         return (None, "bad-encoding")
-    if decoded.startswith("/"):
-        bp = ctx.base_path
-        if decoded == bp.rstrip("/"):
-            decoded = bp
-        if not decoded.startswith(bp):
-            return (None, "escapes-site")
-        full = decoded[len(bp) :]
-    else:
-        full = f"{base_dir}/{decoded}" if base_dir else decoded
     parts: list[str] = []
-    segs = full.split("/")
-    for seg in segs:
-        if seg == "..":
-            if not parts:
-                return (None, "escapes-site")
-            parts.pop()
-        elif seg and seg != ".":
-            parts.append(seg)
+    if decoded.startswith("/"):
+        # A root-relative URL is resolved as a browser does over HTTP ('..' stops at
+        # '/'), then must lie under the base path, where SITE_DIR is served.
+        segs = decoded.split("/")
+        for seg in segs:
+            if seg == "..":
+                if parts:
+                    parts.pop()
+            elif seg and seg != ".":
+                parts.append(seg)
+        prefix = ctx.base_path.strip("/").split("/") if ctx.base_path != "/" else []
+        if parts[: len(prefix)] != prefix:
+            return (None, "escapes-site")
+        if len(parts) == len(prefix):
+            segs.append("")  # the base path itself is the site's root directory
+        parts = parts[len(prefix) :]
+    else:
+        # A relative URL that climbs above SITE_DIR leaves the site (and breaks on file://).
+        segs = (f"{base_dir}/{decoded}" if base_dir else decoded).split("/")
+        for seg in segs:
+            if seg == "..":
+                if not parts:
+                    return (None, "escapes-site")
+                parts.pop()
+            elif seg and seg != ".":
+                parts.append(seg)
     want_dir = segs[-1] in ("", ".", "..")
     target = "/".join(parts)
     files, dirs = ctx.files, ctx.dirs

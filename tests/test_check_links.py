@@ -75,7 +75,7 @@ SOUND = f"""
 <a href="sub/#in-sub">fragment on a directory URL</a>
 <a href="sub">directory without slash</a>
 <a href="sub/deep/page.html">nested</a>
-<a href="/page.html#intro">root-relative</a>
+<a href="/page.html#intro">root-relative</a> <a href="/../page.html#intro">'..' stops at '/' in a URL</a>
 <a href="page.html?x=1&amp;y=2#intro">query string</a>
 <a href="{ZH_PAGE_ENC}#{ZH_ID_ENC}">percent-encoded Chinese page and anchor</a>
 <a href="{ZH_PAGE}#{ZH_ID}">raw Chinese page and anchor</a>
@@ -237,7 +237,9 @@ def test_base_path(tmp_path: Path) -> None:
         {
             "index.html": html(
                 '<a href="/kvm/page.html#a">ok</a><a href="/kvm/">root dir</a><a href="/kvm">bare prefix</a>'
-                '<a href="/kvm/missing.html">m</a><a href="/other/page.html">o</a><a href="/page.html">p</a>'
+                '<a href="/kvm/x/../page.html">dot-dot inside the prefix</a><a href="/kvm/missing.html">m</a>'
+                '<a href="/other/page.html">o</a><a href="/page.html">p</a><a href="/kvm/../page.html">up and out</a>'
+                '<a href="/kvmx/page.html">prefix is a path segment, not a string prefix</a>'
             ),
             "page.html": html('<i id="a"></i>'),
         },
@@ -247,14 +249,19 @@ def test_base_path(tmp_path: Path) -> None:
         ("index.html", "/kvm/missing.html", "missing-file"),
         ("index.html", "/other/page.html", "escapes-site"),
         ("index.html", "/page.html", "escapes-site"),
+        ("index.html", "/kvm/../page.html", "escapes-site"),
+        ("index.html", "/kvmx/page.html", "escapes-site"),
     }
-    # without --base-path the same root-relative links resolve against SITE_DIR
+    # without --base-path the same root-relative links resolve against SITE_DIR;
+    # '..' stops at '/' as in a browser, so /kvm/../page.html is /page.html
     assert triples(check_site(root, jobs=1)) == {
         ("index.html", "/kvm/page.html#a", "missing-file"),
         ("index.html", "/kvm/", "missing-file"),
         ("index.html", "/kvm", "missing-file"),
+        ("index.html", "/kvm/x/../page.html", "missing-file"),
         ("index.html", "/kvm/missing.html", "missing-file"),
         ("index.html", "/other/page.html", "missing-file"),
+        ("index.html", "/kvmx/page.html", "missing-file"),
     }
 
 
