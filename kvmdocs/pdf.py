@@ -538,7 +538,10 @@ def _cover(lang: Language, facts: GitFacts, built: str) -> str:
         (strings["built"], built),
     ]
     facts_html = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
-    legal = " · ".join(escape(str(config[key])) for key in ("copyright", "repo_url") if config.get(key))
+    legal = escape(str(config.get("copyright", "")))
+    repo = str(config.get("repo_url", ""))
+    if repo.startswith(("https://", "http://")):
+        legal += f'{" · " if legal else ""}<a href="{escape(repo)}">{escape(repo)}</a>'
     return (
         '<section class="kvm-cover md-typeset" id="kvm-book-cover">'
         f'<p class="kvm-cover-title">{escape(str(config.get("site_name", "")))}</p>'
