@@ -5,8 +5,8 @@ Chromium the browser tests already use. It runs Mermaid, so every diagram is
 the site's own vector SVG; it embeds the system Noto CJK fonts and writes
 named destinations for internal links, from which pypdf builds the outline.
 WeasyPrint (behind mkdocs-with-pdf) runs no JavaScript, so it prints no
-diagrams, and took 45 s for both books against Chromium's 20 s
-(scripts/bench_pdf.py, 2 cores, ~230 pages in all).
+diagrams, and took 50 s for both books against Chromium's 21 s
+(scripts/bench_pdf.py, 2 busy cores, 146 + 153 pages, 11 diagrams each).
 
 How a book is made: the articles of the built pages are read in navigation
 order and assembled into one print page (cover, contents, pages), with ids
