@@ -42,7 +42,12 @@ MNEMONIC_RE = re.compile(
     r"\b(?:VM(?:X?ON|XOFF|CLEAR|PTR(?:LD|ST)|READ|WRITE|LAUNCH|RESUME|CALL|FUNC|[A-Z]{3,})|INV(?:EPT|VPID))\b"
 )
 # Words that match MNEMONIC_RE but are not instructions.
-NOT_MNEMONICS = frozenset({"VMCS", "VMM", "VMX", "VMXON", "VMEXIT", "VMENTRY"}) - {"VMXON"}
+NOT_MNEMONICS = frozenset(
+    {
+        "VMCS", "VMM", "VMX", "VMEXIT", "VMENTRY",  # concepts and spellings, not instructions
+        "VMMCALL", "VMRUN", "VMLOAD", "VMSAVE",  # AMD SVM: out of scope, named only in passing
+    }
+)
 RAW_HTML_RES = (
     (re.compile(r"<\s*script\b", re.I), "raw <script>"),
     (re.compile(r"<\s*iframe\b", re.I), "raw <iframe>"),
