@@ -1,7 +1,7 @@
 """Benchmark scripts/check_links.py against linkchecker and linkinator, offline.
 
 usage: python scripts/bench_links.py [--pages 1000,10000] [--repeat 3]
-                                     [--others-up-to 1000] [--keep DIR]
+                                     [--others-up-to 1000] [--keep DIR] [--node PATH]
                                      [--compare-parsers] [--timeout SECONDS]
 
 For each size it generates a Material-like tree with known injected faults
@@ -64,6 +64,7 @@ class Outcome:
     seconds: float | None = None
     found: set[str] = field(default_factory=set)  # tokens of injected faults reported
     other: list[str] = field(default_factory=list)  # reports that match no injected fault
+    unchecked: int = 0  # references the tool said it could not check
     note: str = ""
 
 
@@ -172,11 +173,15 @@ def run_linkchecker(tree: Path, faults: list[Fault], timeout: float, workdir: Pa
         out.note = f"did not finish within {timeout:.0f} s"
         return out
     out.seconds = seconds
-    lines = [ln for ln in proc.stdout.splitlines() if ln and not ln.startswith("#")]
+    text = proc.stdout
+    start = text.find("urlname;")  # comment lines come first; a row may itself start with '#'
     prefix = f"file://{tree}/"
-    for row in csv.DictReader(io.StringIO("\n".join(lines)), delimiter=";"):
+    for row in csv.DictReader(io.StringIO(text[start:] if start >= 0 else ""), delimiter=";"):
         parent = unquote(row.get("parentname") or "").removeprefix(prefix).partition("#")[0].partition("?")[0]
         url = (row.get("urlname") or "") + " " + (row.get("url") or "")
+        if "does not support anchors" in (row.get("warningstring") or ""):
+            out.unchecked += 1  # linkchecker's own word: it cannot check anchors on directory URLs
+            continue
         token = _match(faults, parent, url)
         if token:
             out.found.add(token)
@@ -186,9 +191,9 @@ def run_linkchecker(tree: Path, faults: list[Fault], timeout: float, workdir: Pa
     return out
 
 
-def _node_for_linkinator() -> tuple[str | None, str]:
-    """A Node >= 22 (linkinator 8 needs it): node_modules/.bin/node (npm 'node') or the system one."""
-    for node in (REPO / "node_modules" / ".bin" / "node", shutil.which("node")):
+def _node_for_linkinator(given: str | None = None) -> tuple[str | None, str]:
+    """A Node >= 22 (linkinator 8 needs it): --node, node_modules/.bin/node (npm 'node') or the system one."""
+    for node in (given, REPO / "node_modules" / ".bin" / "node", shutil.which("node")):
         if not node or not Path(node).exists():
             continue
         ver = subprocess.run([str(node), "--version"], capture_output=True, text=True, check=False).stdout.strip()
@@ -201,13 +206,13 @@ def _node_for_linkinator() -> tuple[str | None, str]:
     return None, "no Node >= 22: npm install --no-save node@22.23.3"
 
 
-def run_linkinator(tree: Path, faults: list[Fault], timeout: float) -> Outcome:
+def run_linkinator(tree: Path, faults: list[Fault], timeout: float, node_path: str | None = None) -> Outcome:
     out = Outcome("linkinator")
     cli = REPO / "node_modules" / "linkinator" / "build" / "src" / "cli.js"
     if not cli.is_file():
         out.note = "not installed: npm install --no-save linkinator@8.1.0"
         return out
-    node, ver = _node_for_linkinator()
+    node, ver = _node_for_linkinator(node_path)
     if node is None:
         out.note = f"skipped: {ver}"
         return out
@@ -326,8 +331,11 @@ def report(n: int, mb: float, faults: list[Fault], outcomes: list[Outcome], ours
         cells = "  ".join(f"{len(o.found & tokens)}/{len(tokens)}" for o in tools)
         print(f"    {kind:22s} {cells}")
     for o in tools:
+        name = o.tool.split(" (")[0]
         if o.other:
-            print(f"  {o.tool.split(' (')[0]}: {len(o.other)} reports match no injected fault, e.g. {o.other[0]!r}")
+            print(f"  {name}: {len(o.other)} reports match no injected fault, e.g. {o.other[0]!r}")
+        if o.unchecked:
+            print(f"  {name}: {o.unchecked} references it says it cannot check (anchors on directory URLs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, default=None, help="generate trees under this directory and keep them")
     p.add_argument("--compare-parsers", action="store_true", help="also time selectolax, lxml and html.parser")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each external tool run")
+    p.add_argument("--node", default=None, help="Node >= 22 binary for linkinator (default: node_modules/.bin/node)")
     p.add_argument("--jobs", type=int, default=default_jobs(), help=argparse.SUPPRESS)
     p.add_argument("--floor-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -368,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory() as work:
                     os.chmod(work, 0o755)
                     outcomes.append(run_linkchecker(tree, faults, args.timeout, Path(work)))
-                outcomes.append(run_linkinator(tree, faults, args.timeout))
+                outcomes.append(run_linkinator(tree, faults, args.timeout, args.node))
             else:
                 why = f"not run above {args.others_up_to} pages (--others-up-to)"
                 outcomes += [Outcome("linkchecker", note=why), Outcome("linkinator", note=why)]
