@@ -79,7 +79,7 @@ EXPECTED: dict[str, list[tuple[str, int, str, bool, str]]] = {
             3,
             "TERM-1",
             False,
-            f"VMRUN looks like a VMX instruction but has no glossary entry (includes/{code}/abbr.md)",
+            f"VMPSRT looks like a VMX instruction but has no glossary entry (includes/{code}/abbr.md)",
         )
         for code in ("en", "zh")
     ],
@@ -276,7 +276,7 @@ def test_cli_github_format() -> None:
     result = lint("--no-seed", "--format", "github", "--docs", FIXTURES / "term-1" / "fail")
     assert result.returncode == 1
     assert result.stdout.splitlines()[0].startswith(
-        "::error file=tests/fixtures/lint/term-1/fail/en/page.md,line=3::TERM-1 VMRUN looks like"
+        "::error file=tests/fixtures/lint/term-1/fail/en/page.md,line=3::TERM-1 VMPSRT looks like"
     )
 
 
