@@ -296,10 +296,12 @@ def _resolve_path(base_dir: str, path: str) -> tuple[str | None, str | None]:
 def _resolve_path_uncached(base_dir: str, path: str) -> tuple[str | None, str | None]:
     ctx = _CTX
     assert ctx is not None
-    try:
-        decoded = unquote(path.replace("\\", "/"), errors="strict")
-    except UnicodeDecodeError:
-        return (None, "bad-encoding")
+    decoded = path
+    if "%" in path or "\\" in path:
+        try:
+            decoded = unquote(path.replace("\\", "/"), errors="strict")
+        except UnicodeDecodeError:
+            return (None, "bad-encoding")
     parts: list[str] = []
     if decoded.startswith("/"):
         # A root-relative URL is resolved as a browser does over HTTP ('..' stops at
@@ -314,20 +316,30 @@ def _resolve_path_uncached(base_dir: str, path: str) -> tuple[str | None, str | 
         prefix = ctx.base_path.strip("/").split("/") if ctx.base_path != "/" else []
         if parts[: len(prefix)] != prefix:
             return (None, "escapes-site")
-        if len(parts) == len(prefix):
-            segs.append("")  # the base path itself is the site's root directory
+        want_dir = segs[-1] in ("", ".", "..") or len(parts) == len(prefix)  # the base path is a directory
         parts = parts[len(prefix) :]
     else:
         # A relative URL that climbs above SITE_DIR leaves the site (and breaks on file://).
-        segs = (f"{base_dir}/{decoded}" if base_dir else decoded).split("/")
-        for seg in segs:
-            if seg == "..":
-                if not parts:
-                    return (None, "escapes-site")
-                parts.pop()
-            elif seg and seg != ".":
-                parts.append(seg)
-    want_dir = segs[-1] in ("", ".", "..")
+        parts = base_dir.split("/") if base_dir else []
+        rest = decoded
+        while rest.startswith("../"):  # the form MkDocs writes: only leading '..'
+            if not parts:
+                return (None, "escapes-site")
+            parts.pop()
+            rest = rest[3:]
+        if "./" in rest or "//" in rest or rest.endswith("."):
+            for seg in rest.split("/"):  # anything else: the general algorithm
+                if seg == "..":
+                    if not parts:
+                        return (None, "escapes-site")
+                    parts.pop()
+                elif seg and seg != ".":
+                    parts.append(seg)
+            want_dir = rest == "" or rest.endswith(("/", "/.", "/..")) or rest in (".", "..")
+        else:
+            want_dir = rest == "" or rest.endswith("/")
+            if rest:
+                parts.append(rest.rstrip("/"))
     target = "/".join(parts)
     files, dirs = ctx.files, ctx.dirs
     if not want_dir and target in files:
@@ -345,20 +357,22 @@ def _classify(base_dir: str, raw: str, has_base: bool, base_external: str | None
     """Verdict for one URL, independent of the page it is on (target None means that page)."""
     ctx = _CTX
     assert ctx is not None
-    url = raw.strip(_URL_TRIM)
+    url = (raw or "").strip(_URL_TRIM)
     if not url.isprintable():
         url = url.translate(_WS_IN_URL)
-    m = _SCHEME_RE.match(url)
-    if m:
-        if m.group(1).lower() in EXTERNAL_SCHEMES:
-            return (_EXT, url) if ctx.external else _SKIP_V
-        return _SKIP_V  # mailto:, tel:, data:, javascript:, ... are not followed
+    if ":" in url:
+        m = _SCHEME_RE.match(url)
+        if m:
+            if m.group(1).lower() in EXTERNAL_SCHEMES:
+                return (_EXT, url) if ctx.external else _SKIP_V
+            return _SKIP_V  # mailto:, tel:, data:, javascript:, ... are not followed
     if url.startswith("//"):
         return (_EXT, "https:" + url) if ctx.external else _SKIP_V
     if base_external is not None:
         return (_EXT, urljoin(base_external, url)) if ctx.external else _SKIP_V
-    path, _, frag = url.partition("#")
-    path = path.partition("?")[0]
+    path, _, frag = url.partition("#") if "#" in url else (url, "", "")
+    if "?" in path:
+        path = path.partition("?")[0]
     target: str | None = None  # this page
     if path or has_base:
         target, reason = _resolve_path(base_dir, path)

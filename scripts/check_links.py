@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("check_links.py: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug here must still end in one line, not a traceback
+        print(f"check_links.py: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     try:
         print(format_json(report) if args.format == "json" else format_text(report), flush=True)
     except BrokenPipeError:  # `check_links.py site | head`: the reader left, the verdict stands

@@ -152,6 +152,7 @@ EXPECTED_BROKEN = {
     # malformed markup is read the way a browser reads it
     ("malformed.html", "unquoted-missing.html", "missing-file"),
     ("malformed.html", "first-wins-missing.html", "missing-file"),
+    ("malformed.html", "UPPER-MISSING.html", "missing-file"),
 }
 
 ASSETS = {
@@ -198,6 +199,7 @@ def fixture_site(root: Path) -> Path:
                 "<table><tr><td><a href=unquoted-missing.html>x</a><a href=page.html#intro>ok</td></table>"
                 "<a href='first-wins-missing.html' href='page.html'>dup</a>"
                 "<script>var s = '<a href=\"in-script.html\">';</script>"
+                "<A HREF='UPPER-MISSING.html'>tags and attribute names are case-insensitive</A><a href>no value</a>"
                 "<a href='page.html' <b>junk</b><a href='truncated-at-eof.html"
             ),
         }
