@@ -405,17 +405,35 @@ def check_page(page: str) -> PageResult:
 
 
 def _read_page(path: str, max_bytes: int) -> tuple[bytes | None, str | None, str]:
-    """(data, None, "") or (None, problem, detail) for a page that cannot be parsed."""
+    """(data, None, "") or (None, problem, detail) for a page that cannot be parsed.
+
+    One open, one fstat and (normally) one read: O_NONBLOCK so that a FIFO named
+    ``.html`` cannot hang the run, and no buffered file object per page.
+    """
     try:
-        st = os.stat(path)  # before open: opening a FIFO named .html would block
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return None, "unreadable", exc.strerror or str(exc)
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, "unreadable", "not a regular file"
         if st.st_size > max_bytes:
             return None, "too-large", f"{st.st_size} bytes"
-        with open(path, "rb") as fh:
-            data = fh.read()  # not read(max_bytes): that allocates max_bytes for every page
+        data = os.read(fd, st.st_size + 1)
+        if len(data) != st.st_size:  # a short read, or the file changed: read on to the end
+            chunks, total = [data], len(data)
+            while total <= max_bytes:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            data = b"".join(chunks)
     except OSError as exc:
         return None, "unreadable", exc.strerror or str(exc)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         return None, "too-large", f"more than {max_bytes} bytes"
     if b"\0" in data[:8192]:
