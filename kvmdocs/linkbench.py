@@ -144,8 +144,7 @@ def _page_html(i: int, paths: list[str], tree: _Tree, rng: random.Random, extra_
     nav: list[str] = []
     for p in parts:
         nav.append(
-            f'<li class="md-nav__item"><a href="{link(p + "/index.html")}" class="md-nav__link">'
-            f"Part {p}</a></li>"
+            f'<li class="md-nav__item"><a href="{link(p + "/index.html")}" class="md-nav__link">Part {p}</a></li>'
         )
         if p == cur_part:
             secs = tree.sections[p]
@@ -190,7 +189,7 @@ def _page_html(i: int, paths: list[str], tree: _Tree, rng: random.Random, extra_
             href = link(tgt)
         body.append(
             f'<h2 id="section-{k}">Section {k}<a class="headerlink" href="#section-{k}" title="Permanent link">'
-            f"&para;</a></h2>\n<p>{LOREM} See <a href=\"{href}\">the related page</a>, "
+            f'&para;</a></h2>\n<p>{LOREM} See <a href="{href}">the related page</a>, '
             f'<code>vmx_handle_exit()</code> and <a href="#section-{rng.randrange(1, 7)}">above</a>.</p>'
         )
         if k == 2:

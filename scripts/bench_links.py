@@ -330,6 +330,21 @@ def report(n: int, mb: float, faults: list[Fault], outcomes: list[Outcome], ours
         tokens = {f.token for f in faults if f.kind == kind}
         cells = "  ".join(f"{len(o.found & tokens)}/{len(tokens)}" for o in tools)
         print(f"    {kind:22s} {cells}")
+    if ours.seconds is not None:
+        exact = len(ours.found) == len(faults) and not ours.other
+        verdicts = [f"every injected fault found, nothing sound reported: {'yes' if exact else 'NO'}"]
+        for o in tools:
+            if o is not ours and o.seconds is not None:
+                want = 50.0 if o.tool.lower().startswith("linkchecker") else 1.0
+                ratio = o.seconds / ours.seconds
+                verdicts.append(
+                    f"{ratio:.0f}x faster than {o.tool.split(' ')[0]} (target {want:g}x): "
+                    f"{'met' if ratio >= want else 'NOT met'}"
+                )
+        if n >= 10_000:
+            met = "met" if ours.seconds < 2 else "NOT met"
+            verdicts.append(f"{n:,} pages in {ours.seconds:.2f} s (target < 2 s): {met}")
+        print("  targets: " + "; ".join(verdicts))
     for o in tools:
         name = o.tool.split(" (")[0]
         if o.other:

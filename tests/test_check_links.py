@@ -390,7 +390,7 @@ def test_links_count(tmp_path: Path) -> None:
                 '<a href="https://example.invalid/">not without --external</a><link rel="preconnect" href="/">'
             ),
             "i.png": b"",
-        }
+        },
     )
     assert check_site(root, jobs=1).links == 4
 
