@@ -224,3 +224,41 @@ def test_every_page_has_date_edit_link_navigation_permalinks(site_dir: Path, lan
             assert heading.css_first("a.headerlink") is not None, f"{page.name}: h2 without permalink"
     footers = [bool(parse(p).css("a.md-footer__link")) for p in pages]
     assert all(footers), "every page needs previous/next links"
+
+
+# --- the traced path is tied to the source and the glossary --------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES, ids=lambda lang: lang.code)
+def test_every_nav_page_links_source_and_glossary(site_dir: Path, lang) -> None:
+    """Each page in the navigation cites at least one pinned line and one glossary entry."""
+    root = lang.at(site_dir).site
+    glossary = CONFIG.glossary_page.replace(".md", ".html")
+    lacking = []
+    for page in CONFIG.nav:
+        html = root / page.replace(".md", ".html")
+        body = article(html)
+        hrefs = [a.attributes.get("href") or "" for a in body.css("a[href]")]
+        if not any("/source/" in h and "#L" in h for h in hrefs if h.startswith(CONFIG.base_url)):
+            lacking.append(f"{page}: no pinned source link")
+        if page != CONFIG.glossary_page and not any(h.split("#")[0].endswith(glossary) and "#" in h for h in hrefs):
+            lacking.append(f"{page}: no link to a glossary entry")
+    assert not lacking, "\n".join(lacking)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES, ids=lambda lang: lang.code)
+def test_every_glossary_entry_is_linked_from_elsewhere(site_dir: Path, lang) -> None:
+    root = lang.at(site_dir).site
+    glossary = root / CONFIG.glossary_page.replace(".md", ".html")
+    # Entries are the h3s; the h2s only group them.
+    entries = {h.attributes["id"] for h in article(glossary).css("h3[id]")}
+    assert entries, "the glossary has no entries"
+    linked: set[str] = set()
+    for page in content_pages(site_dir, lang):
+        if page == glossary:
+            continue
+        for a in article(page).css("a[href]"):
+            path, _, fragment = (a.attributes.get("href") or "").partition("#")
+            if path.endswith(glossary.name) and fragment:
+                linked.add(fragment)
+    assert not entries - linked, f"glossary entries nobody links to: {sorted(entries - linked)}"
