@@ -1,8 +1,9 @@
 """Benchmark scripts/check_links.py against linkchecker and linkinator, offline.
 
 usage: python scripts/bench_links.py [--pages 1000,10000] [--repeat 3]
-                                     [--others-up-to 1000] [--keep DIR] [--node PATH]
-                                     [--compare-parsers] [--timeout SECONDS]
+                                     [--others-up-to 1000] [--tools linkchecker,linkinator]
+                                     [--keep DIR] [--node PATH] [--compare-parsers]
+                                     [--timeout SECONDS]
 
 For each size it generates a Material-like tree with known injected faults
 (kvmdocs/linkbench.py) in a temporary directory, then times, side by side:
@@ -240,7 +241,8 @@ def run_linkinator(tree: Path, faults: list[Fault], timeout: float, node_path: s
         if token:
             out.found.add(token)
         else:
-            out.other.append(f"{parent}: {link.get('url')}")
+            detail = json.dumps(link.get("failureDetails") or "")[:120]
+            out.other.append(f"{parent}: {link.get('url')} (status {link.get('status')}, {detail})")
     return out
 
 
@@ -361,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pages", default="1000,10000", help="comma-separated tree sizes (default 1000,10000)")
     p.add_argument("--repeat", type=int, default=3, help="runs of the floor and of this checker; best is kept")
     p.add_argument("--others-up-to", type=int, default=1000, help="largest tree linkchecker/linkinator run on")
+    p.add_argument("--tools", default="linkchecker,linkinator", help="established checkers to run (default: both)")
     p.add_argument("--keep", type=Path, default=None, help="generate trees under this directory and keep them")
     p.add_argument("--compare-parsers", action="store_true", help="also time selectolax, lxml and html.parser")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed to each external tool run")
@@ -388,11 +391,14 @@ def main(argv: list[str] | None = None) -> int:
             outcomes = [run_floor(tree, args.repeat, args.jobs, args.timeout)]
             ours = run_checker(tree, faults, args.repeat, args.timeout)
             outcomes.append(ours)
+            tools = {t.strip() for t in args.tools.split(",") if t.strip()}
             if n <= args.others_up_to:
-                with tempfile.TemporaryDirectory() as work:
-                    os.chmod(work, 0o755)
-                    outcomes.append(run_linkchecker(tree, faults, args.timeout, Path(work)))
-                outcomes.append(run_linkinator(tree, faults, args.timeout, args.node))
+                if "linkchecker" in tools:
+                    with tempfile.TemporaryDirectory() as work:
+                        os.chmod(work, 0o755)
+                        outcomes.append(run_linkchecker(tree, faults, args.timeout, Path(work)))
+                if "linkinator" in tools:
+                    outcomes.append(run_linkinator(tree, faults, args.timeout, args.node))
             else:
                 why = f"not run above {args.others_up_to} pages (--others-up-to)"
                 outcomes += [Outcome("linkchecker", note=why), Outcome("linkinator", note=why)]
