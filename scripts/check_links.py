@@ -69,11 +69,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _emit(text: str) -> None:
+    """Print to stdout; `check_links.py site | head` must not end in a BrokenPipeError traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the reader left; the exit status still tells the verdict
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the checker; return the exit status instead of exiting (tests call this)."""
     args_list = sys.argv[1:] if argv is None else argv
     if "-h" in args_list or "--help" in args_list:
-        print(__doc__.strip())
+        _emit(__doc__.strip())
         return 0
     try:
         args = _parser().parse_args(args_list)
@@ -98,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug here must still end in one line, not a traceback
         print(f"check_links.py: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    try:
-        print(format_json(report) if args.format == "json" else format_text(report), flush=True)
-    except BrokenPipeError:  # `check_links.py site | head`: the reader left, the verdict stands
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _emit(format_json(report) if args.format == "json" else format_text(report))
     for msg in report.io_errors:
         print(f"check_links.py: error: {msg}", file=sys.stderr)
     return report.exit_code
