@@ -20,8 +20,10 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
+# The site needs only the runtime packages; the benchmark's linkinator and
+# the Node 22 it needs (devDependencies) are installed by `make bench`.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --omit=dev --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps-python: $(VENV)/.installed
@@ -57,9 +59,12 @@ test: deps pdf  ## everything CI checks (build once, books, links, lint, pytest)
 lab: deps-python  ## walk the traced path against this machine's /dev/kvm
 	$(PY) -m kvmlab
 
-bench: deps  ## benchmarks (not tests): build and link-check timings
+bench: deps build  ## benchmarks (not tests): build, link check and PDF timings vs established tools
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 	$(PY) scripts/bench_build.py
 	$(PY) scripts/bench_links.py
+	$(PY) scripts/bench_pdf.py
 
 build-compat: deps-python deps-node  ## build with ProperDocs and Zensical and report differences
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-compat.txt
