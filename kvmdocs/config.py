@@ -36,14 +36,41 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read(path: Path) -> dict[str, Any]:
+    """One mkdocs*.yml as written, INHERIT not resolved (read afresh: scripts edit these files)."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+
+
 @cache
 def load(path: Path) -> dict[str, Any]:
     """The effective configuration of one mkdocs*.yml, INHERIT resolved."""
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+    data = read(path)
     parent = data.pop("INHERIT", None)
     if parent:
         data = _merge(load((path.parent / parent).resolve()), data)
     return data
+
+
+def inherit_chain(path: Path) -> list[Path]:
+    """``path`` and the files it INHERITs, the file itself first, the base last."""
+    chain: list[Path] = []
+    current: Path | None = path.resolve()
+    while current is not None:
+        if current in chain:
+            raise ValueError(f"INHERIT loop: {' -> '.join(p.name for p in [*chain, current])}")
+        chain.append(current)
+        parent = read(current).get("INHERIT")
+        current = (current.parent / parent).resolve() if parent else None
+    return chain
+
+
+def defined_in(path: Path, key: str) -> Path | None:
+    """The file of ``path``'s INHERIT chain whose top-level ``key`` is the one in effect, or None.
+
+    For a list such as ``nav`` that is the only place to edit it: MkDocs takes
+    the one nearest ``path``, and Zensical would append any other.
+    """
+    return next((p for p in inherit_chain(path) if key in read(p)), None)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Markdown extension: expand short kernel-source links into pinned URLs.
 
 Pages write ``[vmx_init()](src:arch/x86/kvm/vmx.c#L7594)``. The scheme
-(``src``) names a tag configured once in ``mkdocs.yml``; the extension
+(``src``) names a tag configured once in ``mkdocs.base.yml``; the extension
 rewrites the link to ``<base_url>/<tag>/source/<path>#L<line>``. Writers never
 type a full URL, so a tag change is one edit, and no link can point at a
 moving branch: an unknown scheme or a malformed path fails the build.
 
-Config (``mkdocs.yml``)::
+Config (``mkdocs.base.yml``, shared by both languages)::
 
     markdown_extensions:
       kvmdocs.srclink:

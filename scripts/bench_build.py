@@ -26,10 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kvmdocs.build import vendor_assets
-from kvmdocs.config import settings
-from kvmdocs.paths import LANGUAGES, ROOT
+from kvmdocs.config import defined_in, settings
+from kvmdocs.paths import DEFAULT_LANGUAGE, LANGUAGES, ROOT
 
-# Lines of mkdocs.yml that make the build "ours"; the plain variant drops them.
+# Lines of the configs (mkdocs.base.yml) that make the build "ours"; the plain variant drops them.
 OURS_RE = re.compile(r"^  (kvmdocs\.(srclink|terms)):\n(?:    .*\n)+", re.M)
 
 
@@ -49,18 +49,21 @@ def make_tree(workdir: Path, scale: int, plain: bool) -> Path:
                 name = page.name if copy == 0 else f"{page.stem}-{copy}.md"
                 (target / name).write_text(text, encoding="utf-8")
     nav = "".join(
-        f"  - {Path(p).stem}{'-' + str(copy) if copy else ''}.md\n"
-        for copy in range(scale)
-        for p in nav_pages
+        f"  - {Path(p).stem}{'-' + str(copy) if copy else ''}.md\n" for copy in range(scale) for p in nav_pages
     )
-    for lang in LANGUAGES:
-        text = lang.config.read_text(encoding="utf-8")
+    # Every config file (the language files and mkdocs.base.yml they INHERIT);
+    # the nav and `strict` are rewritten in the file that holds them.
+    nav_file = defined_in(DEFAULT_LANGUAGE.config, "nav")
+    for config in sorted(ROOT.glob("mkdocs*.yml")):
+        text = config.read_text(encoding="utf-8")
         if plain:
             text = OURS_RE.sub("", text)
-        if lang.config.name == "mkdocs.yml":
-            text = re.sub(r"^nav:\n(?:  - .*\n)+", "nav:\n" + nav, text, flags=re.M)
-            text = text.replace("strict: true", "strict: false")
-        (workdir / lang.config.name).write_text(text, encoding="utf-8")
+        if config == nav_file:
+            text, found = re.subn(r"^nav:\n(?:  - .*\n)+", "nav:\n" + nav, text, flags=re.M)
+            if not found:
+                raise SystemExit(f"bench_build: no `nav:` list of pages in {config.name}")
+        text = text.replace("strict: true", "strict: false")
+        (workdir / config.name).write_text(text, encoding="utf-8")
     return workdir
 
 

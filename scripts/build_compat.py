@@ -50,7 +50,10 @@ from kvmdocs.build import BuildError, vendor_assets  # noqa: E402
 from kvmdocs.config import settings  # noqa: E402
 from kvmdocs.paths import LANGUAGES, Language  # noqa: E402
 
-SOURCES = ("mkdocs.yml", "mkdocs.en.yml", "docs", "includes", "overrides")
+# Copied into each temporary build: every mkdocs*.yml (the language files and
+# the base they INHERIT), and these folders.
+CONFIGS = "mkdocs*.yml"
+SOURCES = ("docs", "includes", "overrides")
 COMPAT_REQUIREMENTS = "requirements-compat.txt"
 BIN = Path(sys.executable).parent
 # generator -> (module that must import, command before "-f CONFIG")
@@ -117,6 +120,8 @@ def require(engines: list[str]) -> None:
 def copy_sources(dest: Path) -> None:
     """The site's sources as they are, minus any earlier output."""
     dest.mkdir(parents=True)
+    for config in ROOT.glob(CONFIGS):
+        shutil.copy2(config, dest / config.name)
     for name in SOURCES:
         source = ROOT / name
         if source.is_dir():
@@ -303,7 +308,7 @@ def compare(name: str, base: Facts, other: Facts) -> list[str]:
         "heading ids", len(base.heading_ids), len(other.heading_ids), lambda: sets(base.heading_ids, other.heading_ids)
     )
     differ("pages whose language switch keeps the page", base.same_page_switch, other.same_page_switch)
-    doubled = "mkdocs.en.yml INHERIT appended the list of mkdocs.yml instead of replacing it"
+    doubled = "INHERIT appended a list set in two files of one chain instead of replacing it"
     differ(
         "language links in headers",
         base.switch_links,

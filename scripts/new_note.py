@@ -5,9 +5,11 @@ Usage: python scripts/new_note.py SLUG --title-zh "标题" --title-en "Title" [-
 
 Creates docs/zh/SLUG.md and docs/en/SLUG.md (an h1 title, an overview section
 with an explicit id, a pinned source-link example, a `next` section) and adds
-SLUG.md to `nav` in mkdocs.yml, after PAGE or else before the closing pages
-(contributing.md). mkdocs.en.yml inherits the nav. An existing page is never
-overwritten; if the nav cannot be updated, the new pages are removed again.
+SLUG.md to `nav`, after PAGE or else before the closing pages
+(contributing.md). The nav is edited where it is defined: the file that
+mkdocs.yml INHERITs it from (mkdocs.base.yml, shared by both languages). An
+existing page is never overwritten; if the nav cannot be updated, the new
+pages are removed again.
 Exit status: 0 created, 1 refused or failed (the reason follows), 2 bad usage.
 """
 
@@ -25,8 +27,9 @@ sys.path.insert(0, str(DEFAULT_ROOT))
 
 import yaml  # noqa: E402 (after the path set-up, so the script runs from anywhere)
 
-# The config reader's own loader and nav walk, so the check reads the nav exactly as the site does.
-from kvmdocs.config import _Loader, _nav_paths  # noqa: E402
+# The config reader's own loader, nav walk and INHERIT resolution, so the check reads the nav as the site does.
+from kvmdocs.config import _Loader, _nav_paths, defined_in, inherit_chain  # noqa: E402
+from kvmdocs.paths import LANGUAGES  # noqa: E402
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Names the build or the site already uses at the top level: a page there
@@ -135,12 +138,12 @@ def replace_text(path: Path, text: str) -> None:
         raise
 
 
-def add_to_nav(text: str, page: str, after: str | None) -> str:
-    """``text`` (a mkdocs.yml) with ``page`` added to its nav, comments and layout kept."""
+def add_to_nav(text: str, page: str, after: str | None, name: str = "mkdocs.yml") -> str:
+    """``text`` (the config file ``name``) with ``page`` added to its nav, comments and layout kept."""
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if NAV_RE.match(line)), None)
     if start is None:
-        raise RefusedError("mkdocs.yml has no top-level `nav:` list")
+        raise RefusedError(f"{name} has no top-level `nav:` list")
     items: list[tuple[int, str, str]] = []  # (line index, indent, page)
     for i in range(start + 1, len(lines)):
         line = lines[i]
@@ -150,10 +153,10 @@ def add_to_nav(text: str, page: str, after: str | None) -> str:
         if match:
             items.append((i, match["indent"], match["page"]))
     if not items:
-        raise RefusedError("`nav:` in mkdocs.yml lists no pages to add to")
+        raise RefusedError(f"`nav:` in {name} lists no pages to add to")
     pages = [item[2] for item in items]
     if page in pages:
-        raise RefusedError(f"{page} is already in the nav of mkdocs.yml")
+        raise RefusedError(f"{page} is already in the nav of {name}")
     top = min(len(item[1]) for item in items)
     if after is not None:
         anchor = after if after.endswith(".md") else f"{after}.md"
@@ -180,8 +183,36 @@ def load_yaml(text: str) -> dict:
     return yaml.load(text, Loader=_Loader) or {}
 
 
-def create(root: Path, slug: str, titles: dict[str, str], after: str | None = None) -> list[Path]:
-    """Create both pages and the nav entry; on any failure leave the tree as it was."""
+def nav_file(root: Path, page: str) -> Path:
+    """The one file whose `nav` every config in ``root`` uses, found by following INHERIT.
+
+    Refused if there is none, or if some config has a nav of its own (a page
+    added to one nav only would be missing from a language).
+    """
+    default = root / "mkdocs.yml"
+    if not default.is_file():
+        raise RefusedError(f"{default} is missing: run this from the repository")
+    owner = defined_in(default, "nav")
+    if owner is None:
+        chain = ", ".join(p.name for p in inherit_chain(default))
+        raise RefusedError(f"no top-level `nav:` list in mkdocs.yml or the files it inherits ({chain})")
+    languages = {root / lang.config.name for lang in LANGUAGES}
+    for config in sorted(languages | set(root.glob("mkdocs*.yml"))):
+        other = defined_in(config, "nav")
+        if other is not None and other != owner:
+            raise RefusedError(f"{other.name} has its own nav: add {page} there by hand, then rerun")
+        if other is None and config in languages:
+            raise RefusedError(
+                f"{config.name} does not inherit the nav of {owner.name}: add {page} by hand, then rerun"
+            )
+    return owner
+
+
+def create(root: Path, slug: str, titles: dict[str, str], after: str | None = None) -> tuple[list[Path], Path]:
+    """Create both pages and the nav entry; on any failure leave the tree as it was.
+
+    Returns the pages created and the config file whose nav was edited.
+    """
     page = f"{slug}.md"
     targets = {code: root / "docs" / code / page for code in titles}
     for path in targets.values():
@@ -189,14 +220,11 @@ def create(root: Path, slug: str, titles: dict[str, str], after: str | None = No
             raise RefusedError(f"{path.relative_to(root)} already exists: not overwriting it (edit it instead)")
         if not path.parent.is_dir():
             raise RefusedError(f"{path.parent.relative_to(root)}/ is missing: run this from the repository")
-    config = root / "mkdocs.yml"
+    config = nav_file(root, page)
     original = config.read_text(encoding="utf-8")
-    updated = add_to_nav(original, page, after)
+    updated = add_to_nav(original, page, after, config.name)
     if page not in _nav_paths(load_yaml(updated).get("nav") or []):
-        raise RefusedError("could not add the page to the nav of mkdocs.yml (left unchanged)")
-    for other in sorted(root.glob("mkdocs.*.yml")):
-        if "nav" in load_yaml(other.read_text(encoding="utf-8")):
-            raise RefusedError(f"{other.name} has its own nav: add {page} there by hand, then rerun")
+        raise RefusedError(f"could not add the page to the nav of {config.name} (left unchanged)")
     created: list[Path] = []
     try:
         for code, path in targets.items():
@@ -207,7 +235,7 @@ def create(root: Path, slug: str, titles: dict[str, str], after: str | None = No
         for path in created:
             path.unlink(missing_ok=True)
         raise
-    return created
+    return created, config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,19 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         slug = check_slug(args.slug)
         titles = {"zh": check_title(args.title_zh, "--title-zh"), "en": check_title(args.title_en, "--title-en")}
-        created = create(args.root.resolve(), slug, titles, args.after)
+        created, config = create(args.root.resolve(), slug, titles, args.after)
     except UsageError as error:
         print(f"new_note: {error}", file=sys.stderr)
         return 2
     except RefusedError as error:
         print(f"new_note: {error}", file=sys.stderr)
         return 1
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, ValueError, yaml.YAMLError) as error:  # ValueError: an INHERIT loop
         print(f"new_note: {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
     for path in created:
         print(f"created {path.relative_to(args.root.resolve())}")
-    print(f"added {slug}.md to nav in mkdocs.yml; next: write both pages, then `make lint` and `make build`")
+    print(f"added {slug}.md to nav in {config.name}; next: write both pages, then `make lint` and `make build`")
     return 0
 
 

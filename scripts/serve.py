@@ -3,8 +3,8 @@
 
 Usage: python scripts/serve.py [--port 8000] [--host 127.0.0.1]
 
-Both languages are separate MkDocs builds (mkdocs.yml, mkdocs.en.yml), so
-`mkdocs serve` would show only one; this serves the same site/ that
+Both languages are separate MkDocs builds (mkdocs.yml, mkdocs.en.yml, both
+inheriting mkdocs.base.yml), so `mkdocs serve` would show only one; this serves the same site/ that
 `make build` produces. A failed rebuild prints the error and keeps serving
 the last good site. Stop with Ctrl-C.
 """
@@ -27,7 +27,7 @@ from watchdog.observers import Observer
 from kvmdocs.build import BuildError, build
 from kvmdocs.paths import ROOT, SITE
 
-WATCHED = ("docs", "includes", "overrides", "kvmdocs", "mkdocs.yml", "mkdocs.en.yml")
+WATCHED = ("docs", "includes", "overrides", "kvmdocs", "mkdocs.base.yml", "mkdocs.yml", "mkdocs.en.yml")
 
 
 class Rebuilder(FileSystemEventHandler):

@@ -1,7 +1,9 @@
 """scripts/new_note.py: both pages from the template, the nav updated, nothing overwritten.
 
 Every test works on a copy of the site's sources in tmp_path (the script's
-hidden --root option), never on the real docs/ or mkdocs.yml.
+hidden --root option), never on the real docs/ or mkdocs*.yml. The nav lives
+in mkdocs.base.yml, which both language configs INHERIT, so that is the file
+the script edits.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from types import ModuleType
 import pytest
 
 from kvmdocs import rules
+from kvmdocs.config import read
 from kvmdocs.paths import ROOT
 
 SCRIPT = ROOT / "scripts" / "new_note.py"
-COPIED = ("mkdocs.yml", "mkdocs.en.yml", "docs", "includes", "overrides")
+COPIED = ("mkdocs.base.yml", "mkdocs.yml", "mkdocs.en.yml", "docs", "includes", "overrides")
+NAV_FILE = "mkdocs.base.yml"  # where `nav` is defined
 
 
 def load_script() -> ModuleType:
@@ -51,7 +55,7 @@ def new_note(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def snapshot(repo: Path) -> dict[str, bytes]:
     """Every file under docs/ and the configs, to show a refused run changed nothing."""
-    files = [repo / "mkdocs.yml", repo / "mkdocs.en.yml", *sorted((repo / "docs").rglob("*"))]
+    files = [*sorted(repo.glob("mkdocs*.yml")), *sorted((repo / "docs").rglob("*"))]
     return {str(p.relative_to(repo)): p.read_bytes() for p in files if p.is_file()}
 
 
@@ -62,10 +66,12 @@ def build(repo: Path, config: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_creates_both_pages_and_the_strict_build_passes(repo: Path) -> None:
-    before = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    before = (repo / NAV_FILE).read_text(encoding="utf-8")
+    languages = {name: (repo / name).read_bytes() for name in ("mkdocs.yml", "mkdocs.en.yml")}
     result = new_note(repo, "ept-violation", "--title-zh", "EPT 违例", "--title-en", "EPT violations")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:2] == ["created docs/zh/ept-violation.md", "created docs/en/ept-violation.md"]
+    assert result.stdout.splitlines()[2].startswith(f"added ept-violation.md to nav in {NAV_FILE};")
     zh = (repo / "docs/zh/ept-violation.md").read_text(encoding="utf-8")
     en = (repo / "docs/en/ept-violation.md").read_text(encoding="utf-8")
     assert zh.startswith("# EPT 违例\n") and en.startswith("# EPT violations\n")
@@ -73,12 +79,13 @@ def test_creates_both_pages_and_the_strict_build_passes(repo: Path) -> None:
         assert "[`kvm_init()`](src:virt/kvm/kvm_main.c#L2846)" in text
         assert "{ #overview }" in text and "{ #next }" in text
 
-    # one added line in the nav, every comment kept; the English config inherits it
-    after = (repo / "mkdocs.yml").read_text(encoding="utf-8")
+    # one added line in the shared nav, every comment kept; both language configs inherit it
+    after = (repo / NAV_FILE).read_text(encoding="utf-8")
     added = [line for line in after.splitlines() if line not in before.splitlines()]
     assert added == ["  - ept-violation.md"]
     assert len(after.splitlines()) == len(before.splitlines()) + 1
-    assert "nav" not in (repo / "mkdocs.en.yml").read_text(encoding="utf-8").replace("navigation", "")
+    for name, text in languages.items():
+        assert (repo / name).read_bytes() == text and "nav" not in read(repo / name)
     nav = [line.strip() for line in after.splitlines() if line.startswith("  - ") and line.endswith(".md")]
     if "- contributing.md" in nav:
         assert nav[-2:] == ["- ept-violation.md", "- contributing.md"]  # the guide stays last
@@ -99,7 +106,7 @@ def test_creates_both_pages_and_the_strict_build_passes(repo: Path) -> None:
 
 def test_after_puts_the_page_where_asked(repo: Path) -> None:
     assert new_note(repo, "ept-violation", "--title-zh", "甲", "--title-en", "A", "--after", "run").returncode == 0
-    lines = (repo / "mkdocs.yml").read_text(encoding="utf-8").splitlines()
+    lines = (repo / NAV_FILE).read_text(encoding="utf-8").splitlines()
     assert lines[lines.index("  - run.md") + 1] == "  - ept-violation.md"
 
 
@@ -178,12 +185,43 @@ def test_removes_its_pages_when_the_nav_cannot_be_written(repo: Path, monkeypatc
 
 
 def test_refuses_a_config_without_nav(repo: Path) -> None:
-    config = repo / "mkdocs.yml"
+    config = repo / NAV_FILE
     config.write_text(config.read_text(encoding="utf-8").split("\nnav:")[0] + "\n", encoding="utf-8")
     before = snapshot(repo)
     result = new_note(repo, "ept-violation", "--title-zh", "甲", "--title-en", "A")
     assert result.returncode == 1 and "no top-level `nav:`" in result.stderr
+    assert "mkdocs.yml, mkdocs.base.yml" in result.stderr  # the INHERIT chain it followed
     assert snapshot(repo) == before
+
+
+def test_refuses_when_a_language_has_its_own_nav(repo: Path) -> None:
+    """A page added to the shared nav only would be missing from the language that overrides it."""
+    with (repo / "mkdocs.en.yml").open("a", encoding="utf-8") as config:
+        config.write("\nnav:\n  - index.md\n")
+    before = snapshot(repo)
+    result = new_note(repo, "ept-violation", "--title-zh", "甲", "--title-en", "A")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "new_note: mkdocs.en.yml has its own nav: add ept-violation.md there by hand, then rerun\n"
+    )
+    assert snapshot(repo) == before
+
+
+def test_edits_the_nav_where_inherit_leads(repo: Path) -> None:
+    """With the nav in mkdocs.yml and English inheriting it, mkdocs.yml is the file edited."""
+    base = (repo / NAV_FILE).read_text(encoding="utf-8")
+    head, nav = base.split("\nnav:")
+    (repo / NAV_FILE).write_text(head + "\n", encoding="utf-8")
+    with (repo / "mkdocs.yml").open("a", encoding="utf-8") as config:
+        config.write("\nnav:" + nav)
+    english = (repo / "mkdocs.en.yml").read_text(encoding="utf-8")
+    (repo / "mkdocs.en.yml").write_text(english.replace("INHERIT: mkdocs.base.yml", "INHERIT: mkdocs.yml"), "utf-8")
+    result = new_note(repo, "ept-violation", "--title-zh", "甲", "--title-en", "A", "--after", "run")
+    assert result.returncode == 0, result.stderr
+    assert "added ept-violation.md to nav in mkdocs.yml;" in result.stdout
+    lines = (repo / "mkdocs.yml").read_text(encoding="utf-8").splitlines()
+    assert lines[lines.index("  - run.md") + 1] == "  - ept-violation.md"
+    assert (repo / NAV_FILE).read_text(encoding="utf-8") == head + "\n"
 
 
 def test_add_to_nav_keeps_comments_and_titles() -> None:

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
 from kvmdocs import rules
-from kvmdocs.config import settings
+from kvmdocs.config import inherit_chain, read, settings
 from kvmdocs.paths import LANGUAGES, ROOT, built_pages
 from kvmdocs.terms import term_id
 
@@ -73,6 +73,30 @@ def test_strict_build_fails_on_a_warning(tmp_path: Path, monkeypatch: pytest.Mon
     assert config.strict is True, "mkdocs.yml must set strict: true"
     with pytest.raises(Abort):
         mkdocs_build(config)
+
+
+def _list_keys(data: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The key path of every list in a config mapping (palette, nav, snippets' auto_append ...)."""
+    keys: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            keys.append((*prefix, str(key)))
+        elif isinstance(value, dict):
+            keys += _list_keys(value, (*prefix, str(key)))
+    return keys
+
+
+@pytest.mark.parametrize("lang", LANGUAGES, ids=lambda lang: lang.code)
+def test_no_list_is_set_twice_along_an_inherit_chain(lang) -> None:
+    """MkDocs replaces an inherited list, Zensical appends to it: set each list in one file only."""
+    chain = inherit_chain(lang.config)
+    assert [p.name for p in chain][-1] == "mkdocs.base.yml", "both languages inherit the shared base"
+    seen: dict[tuple[str, ...], str] = {}
+    for path in chain:
+        for key in _list_keys(read(path)):
+            where = seen.setdefault(key, path.name)
+            assert where == path.name, f"{'.'.join(key)} is a list in both {where} and {path.name}"
+    assert settings(lang).nav == CONFIG.nav and settings(lang).tags == CONFIG.tags
 
 
 def test_markdown_rules_pass() -> None:
