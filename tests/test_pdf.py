@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -39,7 +40,11 @@ def books(site_dir: Path) -> dict[str, Path]:
     """Both books: the ones `make pdf` wrote, or printed here once."""
     paths = {code: site_dir / "pdf" / pdf.book_name(code) for code in CODES}
     if not all(path.is_file() for path in paths.values()):
-        pdf.export_books(site_dir)
+        # A separate process: the browser tests may already hold Playwright's
+        # sync API in this one, and it cannot be started twice.
+        script = Path(__file__).resolve().parent.parent / "scripts" / "export_pdf.py"
+        result = subprocess.run([sys.executable, str(script), str(site_dir)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
     return paths
 
 
