@@ -49,6 +49,7 @@ links: build  ## build the site and check every link and anchor in it
 lint: deps-python  ## content lint and Python lint
 	$(PY) scripts/lint_content.py
 	$(PY) -m ruff check kvmdocs kvmlab scripts tests
+	$(PY) -m ruff format --check kvmdocs kvmlab scripts tests
 
 # The full gate, as CI runs it: one build, the books, links, lint, tests.
 test: deps pdf  ## everything CI checks (build once, books, links, lint, pytest)

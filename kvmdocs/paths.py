@@ -5,6 +5,7 @@ Every script and test takes paths from here, so a moved folder is one edit.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,22 @@ INCLUDES = ROOT / "includes"
 VENDOR = ROOT / "overrides" / "assets" / "vendor"
 NODE_MODULES = ROOT / "node_modules"
 SEED_OVERLAP = ROOT.parent / "shared" / "tools" / "seed_overlap.py"
+
+# The browser the tests and the PDF export drive: Debian's Chromium, never a
+# download (Playwright's own browser fetch does not work offline). CHROMIUM
+# overrides the path, e.g. on a runner that has Chromium elsewhere.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps trying hosts that
+# a closed network refuses; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @dataclass(frozen=True)

@@ -44,20 +44,8 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from kvmdocs.config import load, settings
-from kvmdocs.paths import LANGUAGES, ROOT, Language, language
+from kvmdocs.paths import CHROMIUM, CHROMIUM_ARGS, LANGUAGES, ROOT, Language, language
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps trying hosts this
-# machine cannot reach (same list as tests/conftest.py).
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 CSS = Path(__file__).with_name("pdf.css")
 # The print page and the site's files are served under this origin by a
 # Playwright route; ".invalid" can never resolve, so nothing leaks out.

@@ -44,8 +44,15 @@ MNEMONIC_RE = re.compile(
 # Words that match MNEMONIC_RE but are not instructions.
 NOT_MNEMONICS = frozenset(
     {
-        "VMCS", "VMM", "VMX", "VMEXIT", "VMENTRY",  # concepts and spellings, not instructions
-        "VMMCALL", "VMRUN", "VMLOAD", "VMSAVE",  # AMD SVM: out of scope, named only in passing
+        "VMCS",
+        "VMM",
+        "VMX",
+        "VMEXIT",
+        "VMENTRY",  # concepts and spellings, not instructions
+        "VMMCALL",
+        "VMRUN",
+        "VMLOAD",
+        "VMSAVE",  # AMD SVM: out of scope, named only in passing
     }
 )
 RAW_HTML_RES = (

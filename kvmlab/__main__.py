@@ -17,15 +17,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m kvmlab",
         description="Walk the KVM lifecycle (v3.8 x86/VMX path) against a real /dev/kvm.",
     )
-    parser.add_argument("--device", default=DEFAULT_DEVICE, metavar="PATH",
-                        help="KVM device node to open (default: %(default)s)")
-    parser.add_argument("--site-url", default=DEFAULT_SITE_BASE, metavar="URL",
-                        help="base that section links are printed under "
-                             "(default: the relative path %(default)s of a built site)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the steps as JSON instead of a transcript")
-    parser.add_argument("--max-exits", type=int, default=16, metavar="N",
-                        help="stop after this many KVM_RUN calls (default: %(default)s)")
+    parser.add_argument(
+        "--device", default=DEFAULT_DEVICE, metavar="PATH", help="KVM device node to open (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--site-url",
+        default=DEFAULT_SITE_BASE,
+        metavar="URL",
+        help="base that section links are printed under (default: the relative path %(default)s of a built site)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the steps as JSON instead of a transcript")
+    parser.add_argument(
+        "--max-exits",
+        type=int,
+        default=16,
+        metavar="N",
+        help="stop after this many KVM_RUN calls (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.max_exits < 1:
         parser.error("--max-exits must be at least 1")

@@ -53,6 +53,7 @@ def guest_code(text: bytes = GUEST_TEXT, port: int = GUEST_PORT) -> bytes:
 
 # --- errors ----------------------------------------------------------------
 
+
 def errno_text(err: int | None) -> str:
     """'EACCES (Permission denied)': the symbolic name a reader can grep for, and the message."""
     if err is None:
@@ -96,8 +97,7 @@ def _loaded_kvm_modules(sys_module: str, proc_modules: str) -> tuple[list[str], 
     try:
         with open(proc_modules, encoding="ascii", errors="replace") as f:
             in_proc: list[str] | None = sorted(
-                line.split()[0] for line in f
-                if line.split() and (line.split()[0] == "kvm" or line.startswith("kvm_"))
+                line.split()[0] for line in f if line.split() and (line.split()[0] == "kvm" or line.startswith("kvm_"))
             )
     except OSError:
         in_proc = None
@@ -108,7 +108,8 @@ def _module_story(sys_module: str, proc_modules: str) -> str:
     """One sentence on whether the kvm module is there, from both places the kernel shows it."""
     in_sys, in_proc = _loaded_kvm_modules(sys_module, proc_modules)
     proc_note = (
-        f"{proc_modules} is not readable here" if in_proc is None
+        f"{proc_modules} is not readable here"
+        if in_proc is None
         else f"{proc_modules} lists {', '.join(in_proc) or 'no kvm module'}"
     )
     if "kvm" not in in_sys:
@@ -200,6 +201,7 @@ def explain_open_error(
 
 # --- kernel path descriptions ----------------------------------------------
 
+
 @dataclass
 class KernelPath:
     """Which v3.8 functions answered one user-space action, and where the site traces them."""
@@ -230,6 +232,7 @@ KVM_MAIN = "virt/kvm/kvm_main.c"
 X86 = "arch/x86/kvm/x86.c"
 VMX = "arch/x86/kvm/vmx.c"
 
+
 def _path(action: str, chain: str, section: str | None, source: str) -> KernelPath:
     """A KernelPath from 'a -> b -> c' (each arrow: calls, or then returns to)."""
     return KernelPath(action, chain.split(" -> "), section, source)
@@ -238,68 +241,108 @@ def _path(action: str, chain: str, section: str | None, source: str) -> KernelPa
 # One action may need several paths; each path is a call chain read left to right.
 PATHS: dict[str, list[KernelPath]] = {
     "open": [
-        _path("open(/dev/kvm)", "misc_open -> (kvm_dev.fops = &kvm_chardev_ops)",
-              "init.html#dev-kvm", "drivers/char/misc.c, " + KVM_MAIN),
+        _path(
+            "open(/dev/kvm)",
+            "misc_open -> (kvm_dev.fops = &kvm_chardev_ops)",
+            "init.html#dev-kvm",
+            "drivers/char/misc.c, " + KVM_MAIN,
+        ),
     ],
     "dev_ioctl": [
-        _path("KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE", "kvm_dev_ioctl", "init.html#dev-kvm",
-              KVM_MAIN),
-        _path("KVM_CHECK_EXTENSION",
-              "kvm_dev_ioctl -> kvm_dev_ioctl_check_extension_generic"
-              " -> kvm_dev_ioctl_check_extension",
-              "init.html#dev-kvm", KVM_MAIN + ", " + X86),
+        _path("KVM_GET_API_VERSION, KVM_GET_VCPU_MMAP_SIZE", "kvm_dev_ioctl", "init.html#dev-kvm", KVM_MAIN),
+        _path(
+            "KVM_CHECK_EXTENSION",
+            "kvm_dev_ioctl -> kvm_dev_ioctl_check_extension_generic -> kvm_dev_ioctl_check_extension",
+            "init.html#dev-kvm",
+            KVM_MAIN + ", " + X86,
+        ),
     ],
     "create_vm": [
-        _path("KVM_CREATE_VM",
-              "kvm_dev_ioctl -> kvm_dev_ioctl_create_vm -> kvm_create_vm -> kvm_arch_init_vm",
-              "vm.html#create-vm", KVM_MAIN + ", " + X86),
-        _path("the VM fd", 'kvm_dev_ioctl_create_vm -> anon_inode_getfd("kvm-vm", &kvm_vm_fops)',
-              "vm.html#vm-fd", KVM_MAIN + ", fs/anon_inodes.c"),
+        _path(
+            "KVM_CREATE_VM",
+            "kvm_dev_ioctl -> kvm_dev_ioctl_create_vm -> kvm_create_vm -> kvm_arch_init_vm",
+            "vm.html#create-vm",
+            KVM_MAIN + ", " + X86,
+        ),
+        _path(
+            "the VM fd",
+            'kvm_dev_ioctl_create_vm -> anon_inode_getfd("kvm-vm", &kvm_vm_fops)',
+            "vm.html#vm-fd",
+            KVM_MAIN + ", fs/anon_inodes.c",
+        ),
     ],
     "memory": [
-        _path("KVM_SET_USER_MEMORY_REGION",
-              "kvm_vm_ioctl -> kvm_vm_ioctl_set_memory_region -> kvm_set_memory_region"
-              " -> __kvm_set_memory_region",
-              "vm.html#memory-slots", KVM_MAIN),
+        _path(
+            "KVM_SET_USER_MEMORY_REGION",
+            "kvm_vm_ioctl -> kvm_vm_ioctl_set_memory_region -> kvm_set_memory_region -> __kvm_set_memory_region",
+            "vm.html#memory-slots",
+            KVM_MAIN,
+        ),
     ],
     "create_vcpu": [
-        _path("KVM_CREATE_VCPU",
-              "kvm_vm_ioctl -> kvm_vm_ioctl_create_vcpu -> kvm_arch_vcpu_create"
-              " -> vmx_create_vcpu -> kvm_vcpu_init",
-              "vcpu.html#create-vcpu", KVM_MAIN + ", " + X86 + ", " + VMX),
-        _path("the vcpu fd",
-              'kvm_vm_ioctl_create_vcpu -> create_vcpu_fd -> anon_inode_getfd("kvm-vcpu", '
-              "&kvm_vcpu_fops)",
-              "vcpu.html#vcpu-fd", KVM_MAIN + ", fs/anon_inodes.c"),
-        _path("the kvm_run page", "kvm_vcpu_init -> alloc_page (vcpu->run)",
-              "vcpu.html#kvm-run-page", KVM_MAIN),
-        _path("mmap of the vcpu fd", "kvm_vcpu_mmap -> (first touch) kvm_vcpu_fault",
-              "vcpu.html#kvm-run-page", KVM_MAIN),
+        _path(
+            "KVM_CREATE_VCPU",
+            "kvm_vm_ioctl -> kvm_vm_ioctl_create_vcpu -> kvm_arch_vcpu_create -> vmx_create_vcpu -> kvm_vcpu_init",
+            "vcpu.html#create-vcpu",
+            KVM_MAIN + ", " + X86 + ", " + VMX,
+        ),
+        _path(
+            "the vcpu fd",
+            'kvm_vm_ioctl_create_vcpu -> create_vcpu_fd -> anon_inode_getfd("kvm-vcpu", &kvm_vcpu_fops)',
+            "vcpu.html#vcpu-fd",
+            KVM_MAIN + ", fs/anon_inodes.c",
+        ),
+        _path("the kvm_run page", "kvm_vcpu_init -> alloc_page (vcpu->run)", "vcpu.html#kvm-run-page", KVM_MAIN),
+        _path(
+            "mmap of the vcpu fd", "kvm_vcpu_mmap -> (first touch) kvm_vcpu_fault", "vcpu.html#kvm-run-page", KVM_MAIN
+        ),
     ],
     "setup": [
-        _path("KVM_SET_TSS_ADDR",
-              "kvm_vm_ioctl -> kvm_arch_vm_ioctl -> kvm_vm_ioctl_set_tss_addr -> vmx_set_tss_addr",
-              "vm.html#vm-fd", KVM_MAIN + ", " + X86 + ", " + VMX),
-        _path("KVM_GET_SREGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_get_sregs",
-              "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
-        _path("KVM_SET_SREGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_set_sregs",
-              "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
-        _path("KVM_SET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_set_regs",
-              "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
-        _path("KVM_GET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_get_regs",
-              "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86),
+        _path(
+            "KVM_SET_TSS_ADDR",
+            "kvm_vm_ioctl -> kvm_arch_vm_ioctl -> kvm_vm_ioctl_set_tss_addr -> vmx_set_tss_addr",
+            "vm.html#vm-fd",
+            KVM_MAIN + ", " + X86 + ", " + VMX,
+        ),
+        _path(
+            "KVM_GET_SREGS",
+            "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_get_sregs",
+            "vcpu.html#vcpu-fd",
+            KVM_MAIN + ", " + X86,
+        ),
+        _path(
+            "KVM_SET_SREGS",
+            "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_set_sregs",
+            "vcpu.html#vcpu-fd",
+            KVM_MAIN + ", " + X86,
+        ),
+        _path(
+            "KVM_SET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_set_regs", "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86
+        ),
+        _path(
+            "KVM_GET_REGS", "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_get_regs", "vcpu.html#vcpu-fd", KVM_MAIN + ", " + X86
+        ),
     ],
     "run": [
-        _path("KVM_RUN",
-              "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_run -> __vcpu_run -> vcpu_enter_guest"
-              " -> vmx_vcpu_run",
-              "run.html#kvm-run", KVM_MAIN + ", " + X86 + ", " + VMX),
-        _path("each exit", "vcpu_enter_guest -> vmx_handle_exit -> kvm_vmx_exit_handlers[reason]",
-              "run.html#exit-handlers", X86 + ", " + VMX),
-        _path("back to user space",
-              "the exit handler returns 0 -> vcpu_enter_guest returns 0 -> __vcpu_run stops looping"
-              " -> kvm_arch_vcpu_ioctl_run returns -> ioctl(KVM_RUN) returns 0",
-              "run.html#back-to-user-space", X86 + ", " + KVM_MAIN),
+        _path(
+            "KVM_RUN",
+            "kvm_vcpu_ioctl -> kvm_arch_vcpu_ioctl_run -> __vcpu_run -> vcpu_enter_guest -> vmx_vcpu_run",
+            "run.html#kvm-run",
+            KVM_MAIN + ", " + X86 + ", " + VMX,
+        ),
+        _path(
+            "each exit",
+            "vcpu_enter_guest -> vmx_handle_exit -> kvm_vmx_exit_handlers[reason]",
+            "run.html#exit-handlers",
+            X86 + ", " + VMX,
+        ),
+        _path(
+            "back to user space",
+            "the exit handler returns 0 -> vcpu_enter_guest returns 0 -> __vcpu_run stops looping"
+            " -> kvm_arch_vcpu_ioctl_run returns -> ioctl(KVM_RUN) returns 0",
+            "run.html#back-to-user-space",
+            X86 + ", " + KVM_MAIN,
+        ),
     ],
     # Shown in step 6 only for the fds that were actually closed.
     "close_vcpu": [_path("close(vcpu fd)", "kvm_vcpu_release -> kvm_put_kvm", None, KVM_MAIN)],
@@ -310,8 +353,13 @@ PATHS: dict[str, list[KernelPath]] = {
 
 # Which handler produced each exit reason on the v3.8 VMX path, as a call chain.
 EXIT_HANDLERS: dict[int, list[str]] = {
-    uapi.KVM_EXIT_IO: ["vmx_handle_exit", "handle_io", "kvm_fast_pio_out",
-                       "emulator_pio_out_emulated", "emulator_pio_in_out"],
+    uapi.KVM_EXIT_IO: [
+        "vmx_handle_exit",
+        "handle_io",
+        "kvm_fast_pio_out",
+        "emulator_pio_out_emulated",
+        "emulator_pio_in_out",
+    ],
     uapi.KVM_EXIT_HLT: ["vmx_handle_exit", "handle_halt", "kvm_emulate_halt"],
     uapi.KVM_EXIT_SHUTDOWN: ["vmx_handle_exit", "handle_triple_fault"],
     uapi.KVM_EXIT_FAIL_ENTRY: ["vmx_handle_exit (entry failed: exit reason bit 31 or vmx->fail)"],
@@ -319,14 +367,14 @@ EXIT_HANDLERS: dict[int, list[str]] = {
         "vmx_handle_exit",
         "handle_invalid_guest_state (emulation), or vmx_handle_exit itself (event delivery)",
     ],
-    uapi.KVM_EXIT_MMIO: ["vmx_handle_exit", "handle_ept_violation", "kvm_mmu_page_fault",
-                         "x86_emulate_instruction"],
+    uapi.KVM_EXIT_MMIO: ["vmx_handle_exit", "handle_ept_violation", "kvm_mmu_page_fault", "x86_emulate_instruction"],
     uapi.KVM_EXIT_UNKNOWN: ["vmx_handle_exit (no entry in kvm_vmx_exit_handlers)"],
     uapi.KVM_EXIT_INTR: ["__vcpu_run (signal_pending: -EINTR)"],
 }
 
 
 # --- records ---------------------------------------------------------------
+
 
 @dataclass
 class Step:
@@ -457,11 +505,17 @@ class Mapping:
 
 # --- the walk --------------------------------------------------------------
 
+
 class Lab:
     """Drives one VM with one vcpu through steps 1 to 6 and records each."""
 
-    def __init__(self, device: str = DEFAULT_DEVICE, max_exits: int = 16,
-                 sys_module: str = SYS_MODULE, proc_modules: str = PROC_MODULES) -> None:
+    def __init__(
+        self,
+        device: str = DEFAULT_DEVICE,
+        max_exits: int = 16,
+        sys_module: str = SYS_MODULE,
+        proc_modules: str = PROC_MODULES,
+    ) -> None:
         self.device = device
         self.max_exits = max_exits
         self.sys_module = sys_module
@@ -495,14 +549,15 @@ class Lab:
         self.result.exit_code = err.exit_code
         self.result.verdict = str(err)
 
-    def _hold(self, held: list[Callable[[], None]], what: str,
-              closer: Callable[[], None], kind: str = "") -> None:
+    def _hold(self, held: list[Callable[[], None]], what: str, closer: Callable[[], None], kind: str = "") -> None:
         """Remember a resource; kind ('vm', 'vcpu') picks the kernel path shown on close."""
+
         def close_and_note() -> None:
             closer()
             self.closed.append(what)
             if kind:
                 self.closed_kinds.append(kind)
+
         held.append(close_and_note)
 
     def _close(self, held: list[Callable[[], None]]) -> None:
@@ -523,8 +578,7 @@ class Lab:
             if kind in self.closed_kinds:
                 step.kernel += PATHS[f"close_{kind}"]
         if {"vm", "vcpu"} <= set(self.closed_kinds):
-            step.say("the vcpu fd holds a reference on the VM, so kvm_destroy_vm runs only "
-                     "once both fds are closed")
+            step.say("the vcpu fd holds a reference on the VM, so kvm_destroy_vm runs only once both fds are closed")
         step.status = "ok"
 
     def _walk(self, held: list[Callable[[], None]]) -> None:
@@ -536,8 +590,7 @@ class Lab:
 
     # step 1
     def _open_device(self, held: list[Callable[[], None]]) -> int:
-        step = self._step(1, "dev-kvm", f"Open {self.device} and ask it about itself",
-                          "open", "dev_ioctl")
+        step = self._step(1, "dev-kvm", f"Open {self.device} and ask it about itself", "open", "dev_ioctl")
         try:
             kvm = os.open(self.device, os.O_RDWR | os.O_CLOEXEC)
         except OSError as err:
@@ -558,11 +611,9 @@ class Lab:
         step.facts["kvm_modules"] = modules
         vendor = [m for m in modules if m != "kvm"]
         if "kvm_intel" in vendor:
-            step.say("vendor module: kvm_intel, today's descendant of the v3.8 VMX code "
-                     "the site traces")
+            step.say("vendor module: kvm_intel, today's descendant of the v3.8 VMX code the site traces")
         elif vendor:
-            step.say(f"vendor module: {', '.join(vendor)}; the site traces v3.8's kvm_intel "
-                     "(VMX),")
+            step.say(f"vendor module: {', '.join(vendor)}; the site traces v3.8's kvm_intel (VMX),")
             step.say("  so below the generic layer this host runs other handlers")
         try:
             version = ioctl(kvm, "KVM_GET_API_VERSION")
@@ -570,15 +621,20 @@ class Lab:
             if err.errno == errno.ENOTTY:
                 step.kernel = []
                 raise DeviceError(
-                    self.device, err.errno,
-                    f"{err}: {self.device} opened, but it is not the KVM device "
-                    "(nothing there answers KVM ioctls)",
+                    self.device,
+                    err.errno,
+                    f"{err}: {self.device} opened, but it is not the KVM device (nothing there answers KVM ioctls)",
                 ) from None
             raise
         step.facts["api_version"] = version
-        step.say(f"KVM_GET_API_VERSION = {version}"
-                 + ("" if version == uapi.KVM_API_VERSION else
-                    f" (expected {uapi.KVM_API_VERSION}: this lab speaks only that version)"))
+        step.say(
+            f"KVM_GET_API_VERSION = {version}"
+            + (
+                ""
+                if version == uapi.KVM_API_VERSION
+                else f" (expected {uapi.KVM_API_VERSION}: this lab speaks only that version)"
+            )
+        )
         if version != uapi.KVM_API_VERSION:
             raise LabError(f"KVM_GET_API_VERSION returned {version}, not {uapi.KVM_API_VERSION}")
         mmap_size = ioctl(kvm, "KVM_GET_VCPU_MMAP_SIZE")
@@ -610,32 +666,38 @@ class Lab:
     # step 3
     def _set_memory(self, vm: int, held: list[Callable[[], None]]) -> None:
         step = self._step(3, "memory", "Give the VM memory", "memory")
-        mm = mmap.mmap(-1, GUEST_MEM_SIZE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
-                       mmap.PROT_READ | mmap.PROT_WRITE)
+        mm = mmap.mmap(-1, GUEST_MEM_SIZE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, mmap.PROT_READ | mmap.PROT_WRITE)
         mem = Mapping(mm)
         self._hold(held, f"munmap({mem.address:#x}, {GUEST_MEM_SIZE:#x}) guest memory", mem.close)
         code = guest_code()
-        mm[GUEST_LOAD:GUEST_LOAD + len(code)] = code
+        mm[GUEST_LOAD : GUEST_LOAD + len(code)] = code
         region = uapi.KvmUserspaceMemoryRegion(
-            slot=0, flags=0, guest_phys_addr=0, memory_size=GUEST_MEM_SIZE,
+            slot=0,
+            flags=0,
+            guest_phys_addr=0,
+            memory_size=GUEST_MEM_SIZE,
             userspace_addr=mem.address,
         )
         ioctl(vm, "KVM_SET_USER_MEMORY_REGION", region)
-        step.facts.update(slot=0, guest_phys_addr=0, memory_size=GUEST_MEM_SIZE,
-                          userspace_addr=mem.address, code=code.hex(), code_at=GUEST_LOAD)
+        step.facts.update(
+            slot=0,
+            guest_phys_addr=0,
+            memory_size=GUEST_MEM_SIZE,
+            userspace_addr=mem.address,
+            code=code.hex(),
+            code_at=GUEST_LOAD,
+        )
         step.say(f"mmap {GUEST_MEM_SIZE:#x} bytes anonymous at {mem.address:#x}")
-        step.say(f"KVM_SET_USER_MEMORY_REGION slot 0: guest-physical 0x0-{GUEST_MEM_SIZE - 1:#x} "
-                 f"-> user {mem.address:#x}")
+        step.say(
+            f"KVM_SET_USER_MEMORY_REGION slot 0: guest-physical 0x0-{GUEST_MEM_SIZE - 1:#x} -> user {mem.address:#x}"
+        )
         step.say(f"guest code at guest-physical {GUEST_LOAD:#x}: {code.hex(' ')}")
-        step.say(f"  (mov dx,{GUEST_PORT:#x}; then mov al,<byte>; out dx,al for each of "
-                 f"{GUEST_TEXT!r}; hlt)")
+        step.say(f"  (mov dx,{GUEST_PORT:#x}; then mov al,<byte>; out dx,al for each of {GUEST_TEXT!r}; hlt)")
         step.status = "ok"
 
     # step 4
-    def _create_vcpu(self, kvm: int, vm: int,
-                     held: list[Callable[[], None]]) -> tuple[int, Mapping]:
-        step = self._step(4, "create-vcpu", "Create vcpu 0 and map its kvm_run page",
-                          "create_vcpu")
+    def _create_vcpu(self, kvm: int, vm: int, held: list[Callable[[], None]]) -> tuple[int, Mapping]:
+        step = self._step(4, "create-vcpu", "Create vcpu 0 and map its kvm_run page", "create_vcpu")
         vcpu = ioctl(vm, "KVM_CREATE_VCPU", 0)
         self._hold(held, f"close({vcpu}) vcpu fd", lambda: os.close(vcpu), "vcpu")
         step.facts["fd"] = vcpu
@@ -652,23 +714,28 @@ class Lab:
             raise LabError(f"mmap of the vcpu fd failed: {errno_text(err.errno)}") from None
         run_map = Mapping(mm)
         self._hold(held, f"munmap({run_map.address:#x}, {size:#x}) kvm_run", run_map.close)
-        run = uapi.KvmRun.from_buffer_copy(mm[:ctypes.sizeof(uapi.KvmRun)])
-        step.facts.update(run_address=run_map.address, run_size=size,
-                          exit_reason_before_run=run.exit_reason,
-                          maps=maps_line(run_map.address))
-        step.say(f"mmap(vcpu fd, {size}) = {run_map.address:#x}: page 0 is struct kvm_run, "
-                 f"page {uapi.KVM_PIO_PAGE_OFFSET} the PIO data page")
+        run = uapi.KvmRun.from_buffer_copy(mm[: ctypes.sizeof(uapi.KvmRun)])
+        step.facts.update(
+            run_address=run_map.address,
+            run_size=size,
+            exit_reason_before_run=run.exit_reason,
+            maps=maps_line(run_map.address),
+        )
+        step.say(
+            f"mmap(vcpu fd, {size}) = {run_map.address:#x}: page 0 is struct kvm_run, "
+            f"page {uapi.KVM_PIO_PAGE_OFFSET} the PIO data page"
+        )
         if step.facts["maps"]:
             step.say(f"  /proc/self/maps: {step.facts['maps']}")
-        step.say(f"kvm_run.exit_reason before any KVM_RUN = {run.exit_reason} "
-                 f"({uapi.EXIT_NAMES.get(run.exit_reason, '?')})")
+        step.say(
+            f"kvm_run.exit_reason before any KVM_RUN = {run.exit_reason} ({uapi.EXIT_NAMES.get(run.exit_reason, '?')})"
+        )
         step.status = "ok"
         return vcpu, run_map
 
     # step 5
     def _run_guest(self, vm: int, vcpu: int, run_map: Mapping) -> None:
-        step = self._step(5, "run", "Set up real mode and run the guest",
-                          "setup", "run")
+        step = self._step(5, "run", "Set up real mode and run the guest", "setup", "run")
         try:
             self._setup_registers(vm, vcpu, step)
             self._run_loop(vcpu, run_map, step)
@@ -680,15 +747,16 @@ class Lab:
     def _setup_registers(self, vm: int, vcpu: int, step: Step) -> None:
         try:
             ioctl(vm, "KVM_SET_TSS_ADDR", TSS_ADDR)
-            step.say(f"KVM_SET_TSS_ADDR({TSS_ADDR:#x}): three pages VMX needs for real mode "
-                     "without unrestricted guest")
+            step.say(f"KVM_SET_TSS_ADDR({TSS_ADDR:#x}): three pages VMX needs for real mode without unrestricted guest")
             step.facts["tss_addr"] = TSS_ADDR
         except IoctlError as err:
             step.say(f"{err} (not fatal: only hosts without unrestricted guest need it)")
         sregs = uapi.KvmSregs()
         ioctl(vcpu, "KVM_GET_SREGS", sregs)
-        step.say(f"KVM_GET_SREGS: after reset cs.selector={sregs.cs.selector:#x} "
-                 f"cs.base={sregs.cs.base:#x} cr0={sregs.cr0:#x}")
+        step.say(
+            f"KVM_GET_SREGS: after reset cs.selector={sregs.cs.selector:#x} "
+            f"cs.base={sregs.cs.base:#x} cr0={sregs.cr0:#x}"
+        )
         step.facts["reset_cs"] = {"selector": sregs.cs.selector, "base": sregs.cs.base}
         step.facts["reset_cr0"] = sregs.cr0
         sregs.cs.selector = 0
@@ -706,11 +774,17 @@ class Lab:
             try:
                 ioctl(vcpu, "KVM_RUN")
             except InterruptedError:
-                step.exits.append({"n": i, "reason": uapi.KVM_EXIT_INTR, "name": "KVM_EXIT_INTR",
-                                   "handler": EXIT_HANDLERS[uapi.KVM_EXIT_INTR]})
+                step.exits.append(
+                    {
+                        "n": i,
+                        "reason": uapi.KVM_EXIT_INTR,
+                        "name": "KVM_EXIT_INTR",
+                        "handler": EXIT_HANDLERS[uapi.KVM_EXIT_INTR],
+                    }
+                )
                 step.say(f"exit {i}: KVM_RUN returned EINTR (a signal), running again")
                 continue
-            run = uapi.KvmRun.from_buffer_copy(mm[:ctypes.sizeof(uapi.KvmRun)])
+            run = uapi.KvmRun.from_buffer_copy(mm[: ctypes.sizeof(uapi.KvmRun)])
             record = describe_exit(run, mm)
             record["n"] = i
             step.exits.append(record)
@@ -724,8 +798,10 @@ class Lab:
                 ioctl(vcpu, "KVM_GET_REGS", regs)
                 step.facts["rip_after_hlt"] = regs.rip
                 step.facts["output"] = output.decode("latin-1")
-                step.say(f"KVM_GET_REGS after hlt: rip={regs.rip:#x} (just past the hlt at "
-                         f"{GUEST_LOAD + len(guest_code()) - 1:#x})")
+                step.say(
+                    f"KVM_GET_REGS after hlt: rip={regs.rip:#x} (just past the hlt at "
+                    f"{GUEST_LOAD + len(guest_code()) - 1:#x})"
+                )
                 step.say(f"the guest wrote {bytes(output)!r} to port {GUEST_PORT:#x}")
                 if bytes(output) == GUEST_TEXT:
                     step.status = "ok"
@@ -735,8 +811,7 @@ class Lab:
                         "as the traced path predicts"
                     )
                 else:
-                    self._host_refused(step, f"the guest halted but wrote {bytes(output)!r}, "
-                                       f"not {GUEST_TEXT!r}")
+                    self._host_refused(step, f"the guest halted but wrote {bytes(output)!r}, not {GUEST_TEXT!r}")
                 return
             if reason == uapi.KVM_EXIT_MMIO:
                 continue
@@ -761,29 +836,34 @@ def describe_exit(run: uapi.KvmRun, mm: mmap.mmap | bytes) -> dict[str, Any]:
     """Name an exit and decode its union member, as user space must after each KVM_RUN."""
     reason = run.exit_reason
     name = uapi.EXIT_NAMES.get(reason, f"exit reason {reason}")
-    record: dict[str, Any] = {"reason": reason, "name": name,
-                              "handler": EXIT_HANDLERS.get(reason, [])}
+    record: dict[str, Any] = {"reason": reason, "name": name, "handler": EXIT_HANDLERS.get(reason, [])}
     if reason == uapi.KVM_EXIT_IO:
         io = run.u.io
         length = io.size * io.count
-        data = bytes(mm[io.data_offset:io.data_offset + length])
+        data = bytes(mm[io.data_offset : io.data_offset + length])
         direction = "out" if io.direction == uapi.KVM_EXIT_IO_OUT else "in"
-        record.update(direction=direction, port=io.port, size=io.size, count=io.count,
-                      data_offset=io.data_offset, data=data.hex())
-        record["text"] = (f"{name} {direction} port={io.port:#x} size={io.size} count={io.count} "
-                          f"data_offset={io.data_offset:#x} data={data!r}")
+        record.update(
+            direction=direction, port=io.port, size=io.size, count=io.count, data_offset=io.data_offset, data=data.hex()
+        )
+        record["text"] = (
+            f"{name} {direction} port={io.port:#x} size={io.size} count={io.count} "
+            f"data_offset={io.data_offset:#x} data={data!r}"
+        )
     elif reason == uapi.KVM_EXIT_HLT:
         record["text"] = f"{name}: hlt, and with no in-kernel irqchip user space gets the halt"
     elif reason == uapi.KVM_EXIT_INTERNAL_ERROR:
         internal = run.u.internal
         ndata = min(internal.ndata, 16)
         sub = internal.suberror
-        record.update(suberror=sub,
-                      suberror_name=uapi.INTERNAL_ERROR_NAMES.get(sub, f"suberror {sub}"),
-                      meaning=uapi.INTERNAL_ERROR_MEANING.get(sub, "not a suberror this lab knows"),
-                      data=[internal.data[i] for i in range(ndata)])
-        record["text"] = (f"{name} suberror={sub} {record['suberror_name']}: {record['meaning']}"
-                          + (f"; data={[hex(d) for d in record['data']]}" if ndata else ""))
+        record.update(
+            suberror=sub,
+            suberror_name=uapi.INTERNAL_ERROR_NAMES.get(sub, f"suberror {sub}"),
+            meaning=uapi.INTERNAL_ERROR_MEANING.get(sub, "not a suberror this lab knows"),
+            data=[internal.data[i] for i in range(ndata)],
+        )
+        record["text"] = f"{name} suberror={sub} {record['suberror_name']}: {record['meaning']}" + (
+            f"; data={[hex(d) for d in record['data']]}" if ndata else ""
+        )
     elif reason == uapi.KVM_EXIT_FAIL_ENTRY:
         value = run.u.fail_entry.hardware_entry_failure_reason
         record.update(hardware_entry_failure_reason=value, meaning=explain_entry_failure(value))
@@ -793,8 +873,7 @@ def describe_exit(run: uapi.KvmRun, mm: mmap.mmap | bytes) -> dict[str, Any]:
     elif reason == uapi.KVM_EXIT_MMIO:
         mmio = run.u.mmio
         record.update(phys_addr=mmio.phys_addr, len=mmio.len, is_write=bool(mmio.is_write))
-        record["text"] = (f"{name} {'write' if mmio.is_write else 'read'} "
-                          f"phys_addr={mmio.phys_addr:#x} len={mmio.len}")
+        record["text"] = f"{name} {'write' if mmio.is_write else 'read'} phys_addr={mmio.phys_addr:#x} len={mmio.len}"
     elif reason == uapi.KVM_EXIT_UNKNOWN:
         value = run.u.hw.hardware_exit_reason
         record["hardware_exit_reason"] = value
@@ -813,5 +892,6 @@ def explain_entry_failure(value: int) -> str:
     text = uapi.VM_INSTRUCTION_ERRORS.get(value)
     if text:
         return f"VMLAUNCH/VMRESUME failed, VM-instruction error {value}: {text}"
-    return (f"{value:#x}: on VMX a VM-instruction error or exit reason, on SVM the VMCB exit "
-            "code; check the host's dmesg")
+    return (
+        f"{value:#x}: on VMX a VM-instruction error or exit reason, on SVM the VMCB exit code; check the host's dmesg"
+    )

@@ -29,12 +29,7 @@ def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
     """Pack an ioctl number exactly as the kernel's _IOC() macro does."""
     if not 0 <= size < (1 << IOC_SIZEBITS):
         raise ValueError(f"ioctl argument size {size} does not fit in {IOC_SIZEBITS} bits")
-    return (
-        (direction << IOC_DIRSHIFT)
-        | (size << IOC_SIZESHIFT)
-        | (type_ << IOC_TYPESHIFT)
-        | (nr << IOC_NRSHIFT)
-    )
+    return (direction << IOC_DIRSHIFT) | (size << IOC_SIZESHIFT) | (type_ << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)
 
 
 def io(type_: int, nr: int) -> int:
@@ -60,6 +55,7 @@ def iowr(type_: int, nr: int, size: int) -> int:
 # --- structures ------------------------------------------------------------
 # ctypes gives the natural x86-64 alignment, which is what the kernel uses.
 
+
 class KvmUserspaceMemoryRegion(ctypes.Structure):
     """struct kvm_userspace_memory_region: one guest-physical range backed by our mmap."""
 
@@ -78,9 +74,24 @@ class KvmRegs(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_uint64)
         for name in (
-            "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-            "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-            "rip", "rflags",
+            "rax",
+            "rbx",
+            "rcx",
+            "rdx",
+            "rsi",
+            "rdi",
+            "rsp",
+            "rbp",
+            "r8",
+            "r9",
+            "r10",
+            "r11",
+            "r12",
+            "r13",
+            "r14",
+            "r15",
+            "rip",
+            "rflags",
         )
     ]
 
@@ -122,13 +133,22 @@ class KvmSregs(ctypes.Structure):
     """struct kvm_sregs: segments, descriptor tables and control registers."""
 
     _fields_ = [
-        ("cs", KvmSegment), ("ds", KvmSegment), ("es", KvmSegment),
-        ("fs", KvmSegment), ("gs", KvmSegment), ("ss", KvmSegment),
-        ("tr", KvmSegment), ("ldt", KvmSegment),
-        ("gdt", KvmDtable), ("idt", KvmDtable),
-        ("cr0", ctypes.c_uint64), ("cr2", ctypes.c_uint64),
-        ("cr3", ctypes.c_uint64), ("cr4", ctypes.c_uint64),
-        ("cr8", ctypes.c_uint64), ("efer", ctypes.c_uint64),
+        ("cs", KvmSegment),
+        ("ds", KvmSegment),
+        ("es", KvmSegment),
+        ("fs", KvmSegment),
+        ("gs", KvmSegment),
+        ("ss", KvmSegment),
+        ("tr", KvmSegment),
+        ("ldt", KvmSegment),
+        ("gdt", KvmDtable),
+        ("idt", KvmDtable),
+        ("cr0", ctypes.c_uint64),
+        ("cr2", ctypes.c_uint64),
+        ("cr3", ctypes.c_uint64),
+        ("cr4", ctypes.c_uint64),
+        ("cr8", ctypes.c_uint64),
+        ("efer", ctypes.c_uint64),
         ("apic_base", ctypes.c_uint64),
         ("interrupt_bitmap", ctypes.c_uint64 * ((KVM_NR_INTERRUPTS + 63) // 64)),
     ]

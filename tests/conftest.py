@@ -15,20 +15,7 @@ from pathlib import Path
 import pytest
 
 from kvmdocs.build import build
-from kvmdocs.paths import SITE
-
-CHROMIUM = "/usr/bin/chromium"
-# Flags from this machine's notes: without the background-networking ones
-# Chromium keeps trying hosts this sandbox cannot reach.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from kvmdocs.paths import CHROMIUM, CHROMIUM_ARGS, SITE
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +60,6 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         yield instance
         instance.close()

@@ -175,10 +175,13 @@ def test_struct_offsets(cls: str, field: str) -> None:
 
 # --- the header as oracle ------------------------------------------------------
 
+
 def _c_oracle_source() -> str:
     """A C program printing 'name value' for everything the lab hard-codes."""
     lines = [
-        "#include <stdio.h>", "#include <stddef.h>", "#include <linux/kvm.h>",
+        "#include <stdio.h>",
+        "#include <stddef.h>",
+        "#include <linux/kvm.h>",
         '#define V(n, x) printf("%s %llu\\n", n, (unsigned long long)(x))',
         "int main(void) {",
     ]
@@ -194,8 +197,14 @@ def _c_oracle_source() -> str:
         lines.append(f"#ifdef {name}")
         lines.append(f'V("{name}", {name});')
         lines.append("#endif")
-    for name in ("KVM_EXIT_IO_IN", "KVM_EXIT_IO_OUT", "KVM_PIO_PAGE_OFFSET",
-                 "KVM_COALESCED_MMIO_PAGE_OFFSET", "KVM_API_VERSION", "KVM_NR_INTERRUPTS"):
+    for name in (
+        "KVM_EXIT_IO_IN",
+        "KVM_EXIT_IO_OUT",
+        "KVM_PIO_PAGE_OFFSET",
+        "KVM_COALESCED_MMIO_PAGE_OFFSET",
+        "KVM_API_VERSION",
+        "KVM_NR_INTERRUPTS",
+    ):
         lines.append(f'V("{name}", {name});')
     for name in EXPECTED_SIZES:
         lines.append(f'V("sizeof {name}", sizeof(struct {name}));')
@@ -263,21 +272,28 @@ def test_layouts_against_header(oracle: dict[str, int]) -> None:
 
 # --- pieces of the walk ----------------------------------------------------------
 
+
 def test_guest_code_is_the_documented_program() -> None:
     code = lab.guest_code(b"KV", 0x3F8)
-    assert code == bytes.fromhex("baf803" "b04b" "ee" "b056" "ee" "f4")
+    assert code == bytes.fromhex("baf803b04beeb056eef4")
     assert lab.guest_code().endswith(b"\xf4")
 
 
 def test_site_links() -> None:
     assert lab.site_link("site/", "vm.html#create-vm") == "site/vm.html#create-vm"
-    assert lab.site_link("https://example.org/kvm", "run.html#kvm-run") == (
-        "https://example.org/kvm/run.html#kvm-run")
+    assert lab.site_link("https://example.org/kvm", "run.html#kvm-run") == ("https://example.org/kvm/run.html#kvm-run")
     sections = {k.section for paths in lab.PATHS.values() for k in paths if k.section}
     assert sections == {
-        "init.html#dev-kvm", "vm.html#create-vm", "vm.html#vm-fd", "vm.html#memory-slots",
-        "vcpu.html#create-vcpu", "vcpu.html#vcpu-fd", "vcpu.html#kvm-run-page",
-        "run.html#kvm-run", "run.html#exit-handlers", "run.html#back-to-user-space",
+        "init.html#dev-kvm",
+        "vm.html#create-vm",
+        "vm.html#vm-fd",
+        "vm.html#memory-slots",
+        "vcpu.html#create-vcpu",
+        "vcpu.html#vcpu-fd",
+        "vcpu.html#kvm-run-page",
+        "run.html#kvm-run",
+        "run.html#exit-handlers",
+        "run.html#back-to-user-space",
     }
 
 
@@ -316,8 +332,9 @@ def test_explain_enoent_module_not_loaded(tmp_path: Path) -> None:
     (sys_module / "ext4").mkdir(parents=True)
     proc_modules = tmp_path / "modules"
     proc_modules.write_text("ext4 1000 1 - Live 0x0\n")
-    err = lab.explain_open_error("/dev/kvm", OSError(errno.ENOENT, "No such file or directory"),
-                                 str(sys_module), str(proc_modules))
+    err = lab.explain_open_error(
+        "/dev/kvm", OSError(errno.ENOENT, "No such file or directory"), str(sys_module), str(proc_modules)
+    )
     text = str(err)
     assert "ENOENT" in text
     assert "the kvm module is not loaded" in text
@@ -332,8 +349,7 @@ def test_explain_enoent_module_loaded_but_no_node(tmp_path: Path) -> None:
         (sys_module / name).mkdir(parents=True)
     proc_modules = tmp_path / "modules"
     proc_modules.write_text("kvm_intel 1 0 - Live 0x0\nkvm 1 1 kvm_intel, Live 0x0\n")
-    text = str(lab.explain_open_error("/dev/kvm", OSError(errno.ENOENT, "x"),
-                                      str(sys_module), str(proc_modules)))
+    text = str(lab.explain_open_error("/dev/kvm", OSError(errno.ENOENT, "x"), str(sys_module), str(proc_modules)))
     assert "the kvm module is loaded (kvm, kvm_intel" in text
     assert "device node is missing" in text
 
@@ -353,28 +369,30 @@ def _run_bytes(**fields: Any) -> bytearray:
 
 
 def test_describe_exit_io_reads_data_at_data_offset() -> None:
-    buf = _run_bytes(exit_reason=uapi.KVM_EXIT_IO, u__io__direction=uapi.KVM_EXIT_IO_OUT,
-                     u__io__size=1, u__io__port=0x3F8, u__io__count=1,
-                     u__io__data_offset=mmap.PAGESIZE)
+    buf = _run_bytes(
+        exit_reason=uapi.KVM_EXIT_IO,
+        u__io__direction=uapi.KVM_EXIT_IO_OUT,
+        u__io__size=1,
+        u__io__port=0x3F8,
+        u__io__count=1,
+        u__io__data_offset=mmap.PAGESIZE,
+    )
     buf[mmap.PAGESIZE] = ord("K")
     record = lab.describe_exit(uapi.KvmRun.from_buffer_copy(buf), bytes(buf))
     assert record["name"] == "KVM_EXIT_IO"
-    assert (record["direction"], record["port"], record["size"], record["data"]) == (
-        "out", 0x3F8, 1, "4b")
+    assert (record["direction"], record["port"], record["size"], record["data"]) == ("out", 0x3F8, 1, "4b")
     assert "handle_io" in record["handler"]
 
 
 def test_describe_exit_internal_error_explains_suberror() -> None:
-    buf = _run_bytes(exit_reason=uapi.KVM_EXIT_INTERNAL_ERROR, u__internal__suberror=1,
-                     u__internal__ndata=0)
+    buf = _run_bytes(exit_reason=uapi.KVM_EXIT_INTERNAL_ERROR, u__internal__suberror=1, u__internal__ndata=0)
     record = lab.describe_exit(uapi.KvmRun.from_buffer_copy(buf), bytes(buf))
     assert record["suberror_name"] == "KVM_INTERNAL_ERROR_EMULATION"
     assert "emulat" in record["text"]
 
 
 def test_describe_exit_fail_entry_decodes_reason() -> None:
-    buf = _run_bytes(exit_reason=uapi.KVM_EXIT_FAIL_ENTRY,
-                     u__fail_entry__hardware_entry_failure_reason=0x80000021)
+    buf = _run_bytes(exit_reason=uapi.KVM_EXIT_FAIL_ENTRY, u__fail_entry__hardware_entry_failure_reason=0x80000021)
     record = lab.describe_exit(uapi.KvmRun.from_buffer_copy(buf), bytes(buf))
     assert record["hardware_entry_failure_reason"] == 0x80000021
     assert "invalid guest state" in record["text"]
@@ -382,8 +400,7 @@ def test_describe_exit_fail_entry_decodes_reason() -> None:
 
 
 def test_describe_exit_shutdown_and_hlt() -> None:
-    for reason, name in ((uapi.KVM_EXIT_SHUTDOWN, "KVM_EXIT_SHUTDOWN"),
-                         (uapi.KVM_EXIT_HLT, "KVM_EXIT_HLT")):
+    for reason, name in ((uapi.KVM_EXIT_SHUTDOWN, "KVM_EXIT_SHUTDOWN"), (uapi.KVM_EXIT_HLT, "KVM_EXIT_HLT")):
         buf = _run_bytes(exit_reason=reason)
         assert lab.describe_exit(uapi.KvmRun.from_buffer_copy(buf), bytes(buf))["name"] == name
 
@@ -395,9 +412,12 @@ def test_run_loop_reports_host_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def fake_ioctl(fd: int, name: str, arg: Any = 0) -> int:
         assert name == "KVM_RUN"
-        mm[:ctypes.sizeof(uapi.KvmRun)] = bytes(_run_bytes(
-            exit_reason=uapi.KVM_EXIT_INTERNAL_ERROR, u__internal__suberror=1,
-        )[:ctypes.sizeof(uapi.KvmRun)])
+        mm[: ctypes.sizeof(uapi.KvmRun)] = bytes(
+            _run_bytes(
+                exit_reason=uapi.KVM_EXIT_INTERNAL_ERROR,
+                u__internal__suberror=1,
+            )[: ctypes.sizeof(uapi.KvmRun)]
+        )
         return 0
 
     monkeypatch.setattr(lab, "ioctl", fake_ioctl)
@@ -421,8 +441,9 @@ def test_run_loop_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def fake_ioctl(fd: int, name: str, arg: Any = 0) -> int:
         calls.append(name)
-        mm[:ctypes.sizeof(uapi.KvmRun)] = bytes(_run_bytes(
-            exit_reason=uapi.KVM_EXIT_MMIO)[:ctypes.sizeof(uapi.KvmRun)])
+        mm[: ctypes.sizeof(uapi.KvmRun)] = bytes(
+            _run_bytes(exit_reason=uapi.KVM_EXIT_MMIO)[: ctypes.sizeof(uapi.KvmRun)]
+        )
         return 0
 
     monkeypatch.setattr(lab, "ioctl", fake_ioctl)
@@ -439,9 +460,11 @@ def test_run_loop_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- the command line without a usable device -------------------------------------
 
+
 def _lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kvmlab", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kvmlab", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_missing_device_explains_and_fails(tmp_path: Path) -> None:
@@ -527,6 +550,7 @@ def test_bad_max_exits_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
 
 # --- against the real /dev/kvm ----------------------------------------------------
 
+
 def _kvm_unusable() -> str | None:
     """Why /dev/kvm cannot be used here, or None if it can."""
     path = lab.DEFAULT_DEVICE
@@ -567,9 +591,15 @@ def _check_steps_1_to_4(data: dict[str, Any], base: str) -> None:
     assert four["fd_link"].startswith("anon_inode:kvm-vcpu")
     assert four["exit_reason_before_run"] == 0
     links = {k["link"] for s in data["steps"] for k in s["kernel"] if k["link"]}
-    for section in ("init.html#dev-kvm", "vm.html#create-vm", "vm.html#vm-fd",
-                    "vm.html#memory-slots", "vcpu.html#create-vcpu", "vcpu.html#vcpu-fd",
-                    "vcpu.html#kvm-run-page"):
+    for section in (
+        "init.html#dev-kvm",
+        "vm.html#create-vm",
+        "vm.html#vm-fd",
+        "vm.html#memory-slots",
+        "vcpu.html#create-vcpu",
+        "vcpu.html#vcpu-fd",
+        "vcpu.html#kvm-run-page",
+    ):
         assert f"{base}{section}" in links
     close = steps[6]
     assert close["key"] == "close"
@@ -589,8 +619,7 @@ def test_lab_runs_against_dev_kvm(kvm_usable: None) -> None:
         names = [e["name"] for e in run["exits"]]
         assert names == ["KVM_EXIT_IO"] * len(lab.GUEST_TEXT) + ["KVM_EXIT_HLT"]
         assert all(e["port"] == lab.GUEST_PORT for e in run["exits"][:-1])
-        assert all(e["data_offset"] == uapi.KVM_PIO_PAGE_OFFSET * mmap.PAGESIZE
-                   for e in run["exits"][:-1])
+        assert all(e["data_offset"] == uapi.KVM_PIO_PAGE_OFFSET * mmap.PAGESIZE for e in run["exits"][:-1])
         assert run["facts"]["output"] == lab.GUEST_TEXT.decode()
         assert run["facts"]["rip_after_hlt"] == lab.GUEST_LOAD + len(lab.guest_code())
         assert "the guest ran" in data["verdict"]
@@ -600,23 +629,26 @@ def test_lab_runs_against_dev_kvm(kvm_usable: None) -> None:
         assert "could not run the real-mode guest" in data["verdict"]
         assert "not a mistake on your side" in data["verdict"]
     run_links = {k["link"] for k in run["kernel"]}
-    assert {"site/run.html#kvm-run", "site/run.html#exit-handlers",
-            "site/run.html#back-to-user-space"} <= run_links
+    assert {"site/run.html#kvm-run", "site/run.html#exit-handlers", "site/run.html#back-to-user-space"} <= run_links
 
 
 def test_lab_text_output_and_site_url(kvm_usable: None) -> None:
     proc = _lab("--site-url", "https://example.org/kvm/")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for needle in ("KVM_GET_API_VERSION = 12", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu",
-                   "https://example.org/kvm/vm.html#create-vm",
-                   "https://example.org/kvm/run.html#kvm-run", "[6] Close"):
+    for needle in (
+        "KVM_GET_API_VERSION = 12",
+        "anon_inode:kvm-vm",
+        "anon_inode:kvm-vcpu",
+        "https://example.org/kvm/vm.html#create-vm",
+        "https://example.org/kvm/run.html#kvm-run",
+        "[6] Close",
+    ):
         assert needle in out
     assert out.rstrip().splitlines()[-1].startswith("Result: ")
 
 
-def test_lab_refusal_of_kvm_run_still_exits_zero(
-        kvm_usable: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lab_refusal_of_kvm_run_still_exits_zero(kvm_usable: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulate a host whose KVM_RUN fails: steps 1-4 stand, the step says why, exit 0."""
     real_ioctl = lab.ioctl
 
