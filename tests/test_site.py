@@ -286,3 +286,19 @@ def test_every_glossary_entry_is_linked_from_elsewhere(site_dir: Path, lang) -> 
             if path.endswith(glossary.name) and fragment:
                 linked.add(fragment)
     assert not entries - linked, f"glossary entries nobody links to: {sorted(entries - linked)}"
+
+
+def test_lab_links_land_on_real_sections(site_dir: Path) -> None:
+    """Every site link the lab prints names a page and section that exist in both languages."""
+    from kvmlab import lab
+
+    sections = {k.section for paths in lab.PATHS.values() for k in paths if k.section}
+    assert sections
+    missing = []
+    for section in sorted(sections):
+        page, _, fragment = section.partition("#")
+        for lang in LANGUAGES:
+            html = lang.at(site_dir).site / page
+            if not html.is_file() or parse(html).css_first(f'[id="{fragment}"]') is None:
+                missing.append(f"{lang.code}: {section}")
+    assert not missing, missing
