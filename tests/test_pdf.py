@@ -259,19 +259,16 @@ def test_chinese_book_has_a_cjk_font(books: dict[str, Path], site_dir: Path) -> 
 
 @pytest.mark.parametrize("code", CODES)
 def test_text_has_every_title_and_mnemonic(books: dict[str, Path], site_dir: Path, code: str) -> None:
-    """Every page title, every section title and every VMX mnemonic the site mentions is searchable."""
+    """Every page title, every section title and every VMX mnemonic is searchable in the book."""
     text = book_text(books[code])
     nav = nav_pages(site_dir, code)
     for _, title, sections in nav:
         assert squash(title) in text, f"page title {title!r} missing from the text"
         missing = [s for s in sections if squash(s) not in text]
         assert not missing, f"sections of {title!r} missing from the text: {missing}"
-    lang = lang_of(code)
-    site_text = " ".join(built(site_dir, lang, source).body.text() for source in settings(lang).nav)
-    mentioned = [m for m in settings(lang).instructions if re.search(rf"\b{m}\b", site_text)]
-    assert mentioned, "the site mentions no VMX instruction at all"
-    missing = [m for m in mentioned if not re.search(rf"{m}(?![A-Z])", text)]
-    assert not missing, f"mnemonics on the site but not in the book: {missing}"
+    # Every configured instruction has an entry on the site (test_site.py), so the book has them all.
+    missing = [m for m in settings(lang_of(code)).instructions if not re.search(rf"{m}(?![A-Z])", text)]
+    assert not missing, f"VMX mnemonics missing from the book: {missing}"
 
 
 @pytest.mark.parametrize("code", CODES)
