@@ -279,22 +279,24 @@ def test_guest_code_is_the_documented_program() -> None:
     assert lab.guest_code().endswith(b"\xf4")
 
 
+# Site sections the lab links to: those of steps 1-4 (shown on every host) and those of the run.
+SETUP_SECTIONS = (
+    "init.html#dev-kvm",
+    "vm.html#create-vm",
+    "vm.html#vm-fd",
+    "vm.html#memory-slots",
+    "vcpu.html#create-vcpu",
+    "vcpu.html#vcpu-fd",
+    "vcpu.html#kvm-run-page",
+)
+RUN_SECTIONS = ("run.html#kvm-run", "run.html#exit-handlers", "run.html#back-to-user-space")
+
+
 def test_site_links() -> None:
     assert lab.site_link("site/", "vm.html#create-vm") == "site/vm.html#create-vm"
     assert lab.site_link("https://example.org/kvm", "run.html#kvm-run") == ("https://example.org/kvm/run.html#kvm-run")
     sections = {k.section for paths in lab.PATHS.values() for k in paths if k.section}
-    assert sections == {
-        "init.html#dev-kvm",
-        "vm.html#create-vm",
-        "vm.html#vm-fd",
-        "vm.html#memory-slots",
-        "vcpu.html#create-vcpu",
-        "vcpu.html#vcpu-fd",
-        "vcpu.html#kvm-run-page",
-        "run.html#kvm-run",
-        "run.html#exit-handlers",
-        "run.html#back-to-user-space",
-    }
+    assert sections == {*SETUP_SECTIONS, *RUN_SECTIONS}
 
 
 def test_ioctl_error_names_ioctl_and_errno() -> None:
@@ -591,15 +593,7 @@ def _check_steps_1_to_4(data: dict[str, Any], base: str) -> None:
     assert four["fd_link"].startswith("anon_inode:kvm-vcpu")
     assert four["exit_reason_before_run"] == 0
     links = {k["link"] for s in data["steps"] for k in s["kernel"] if k["link"]}
-    for section in (
-        "init.html#dev-kvm",
-        "vm.html#create-vm",
-        "vm.html#vm-fd",
-        "vm.html#memory-slots",
-        "vcpu.html#create-vcpu",
-        "vcpu.html#vcpu-fd",
-        "vcpu.html#kvm-run-page",
-    ):
+    for section in SETUP_SECTIONS:
         assert f"{base}{section}" in links
     close = steps[6]
     assert close["key"] == "close"
