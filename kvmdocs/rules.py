@@ -329,7 +329,7 @@ def _parity(zh: Language, en: Language) -> Iterator[tuple[tuple[str, str] | None
         where = rel(have.docs / name)
         yield None, Finding(where, 1, "PARITY-1", f"page exists in {have.code} but not in {lack.code}")
     for name in sorted(left.keys() & right.keys()):
-        texts = {lang.code: pages(lang)[name].read_text(encoding="utf-8") for lang in (zh, en)}
+        texts = {zh.code: left[name].read_text(encoding="utf-8"), en.code: right[name].read_text(encoding="utf-8")}
         ids = {code: {h.id: h.line for h in headings(t) if h.id} for code, t in texts.items()}
         for code, other in (("zh", "en"), ("en", "zh")):
             path = (zh if code == "zh" else en).docs / name
