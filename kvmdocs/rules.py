@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kvmdocs.config import settings
 from kvmdocs.paths import INCLUDES, LANGUAGES, ROOT, SEED_OVERLAP, Language
+from kvmdocs.srclink import SourceLinkError, parse
 
 HEADING_RE = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<title>.*?)\s*(?:\{(?P<attrs>[^{}]*)\})?\s*$")
 ID_ATTR_RE = re.compile(r"(?:^|\s)#(?P<id>[^\s}]+)")
@@ -228,8 +229,6 @@ def check_heading_ids(path: Path, text: str) -> list[Finding]:
 
 def check_source_links(path: Path, text: str, tags: dict[str, str]) -> list[Finding]:
     """SRC-1: kernel source is linked only through a configured short form (src:, now:)."""
-    from kvmdocs.srclink import SourceLinkError, parse
-
     findings = []
     for line, _, href in links(text):
         if KERNEL_SOURCE_HOSTS_RE.match(href):
